@@ -1,0 +1,1 @@
+"""Decision makers for concede: baselines, the oracle, SB3 learners, export and serving."""
