@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml $(PKG_INITS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install "torch==$(TORCH_VERSION)"
-	$(PIP) install -e ".[dev]"
+	$(PIP) install -e ".[dev,ray]"
 	touch $@
 
 run: setup
