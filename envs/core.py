@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 
 from envs import ledger
 from envs.catalogue import compile_actions
-from envs.eligibility import eligible
+from envs.eligibility import eligible, within_capacity
 from envs.observation import COLUMN, DWELL_CAP, GATED_SLICE, OFFERED_START, feature_schema
 from envs.scenario import Scenario
 from envs.shoppers import Population, ShopperDraw, ShopperPool, T
@@ -100,6 +100,7 @@ class ShopperCore:
         self.seeded = False
         self._pool = ShopperPool(self.population, self.np_random, chunk)
         self._rows = np.arange(n)
+        self._agent_columns = np.flatnonzero(self.actions.agent)
         f = scenario.funnel
         self._annoy_w, self._commit = f.annoyance_weight, f.exit_commitment
         self._buy_bias, self._adv_bias = f.buy_bias, f.advance_bias
@@ -223,28 +224,43 @@ class ShopperCore:
     # ------------------------------------------------------------------ masks
     def action_masks(self) -> BoolArray:
         """Eligible actions per shopper, shape ``(n, n_actions)``; ``wait`` is always eligible."""
-        busy = int(np.count_nonzero(self.agent_until > self.t))
-        mask = eligible(
+        mask = self._eligible_columns(slice(None))
+        mask[self.actions.agent] &= self._agent_queue(mask[self.actions.agent])
+        mask[0] = True
+        return np.ascontiguousarray(mask.T)
+
+    def _eligible_columns(self, columns: Any) -> BoolArray:
+        """Eligibility of the given action columns for every shopper, ``(len(columns), n)``."""
+        return eligible(
             alive=self.alive,
             away=self.away,
             consent=self.consent,
             room=self.interruptions < self.scenario.max_offers_per_shopper,
-            agent_free=(busy < self.agent_capacity) & (self.agent_until <= self.t),
-            offered=self.offered,
-            static_ok=self.static_ok,
-            cost=self.expected_cost,
+            in_chat=self.agent_until > self.t,
+            offered=self.offered[columns],
+            static_ok=self.static_ok[columns],
+            cost=self.expected_cost[columns],
             budget=self.budget,
             table=self.actions,
-            columns=(slice(None), None),
+            columns=(columns, None) if isinstance(columns, slice) else columns[:, None],
         )
-        mask[0] = True
-        return np.ascontiguousarray(mask.T)
+
+    def _agent_queue(self, agent_eligible: BoolArray) -> BoolArray:
+        """Shoppers who may have a live agent now: the free agents go to the first
+        shoppers eligible for one, in row order, in the masks and in the step alike, so
+        that a policy following the masks is never refused."""
+        wanting = agent_eligible.any(axis=0)
+        return within_capacity(wanting, self.free_agents())
+
+    def free_agents(self) -> int:
+        """Live agents not in a chat now."""
+        return self.agent_capacity - int(np.count_nonzero(self.agent_until > self.t))
 
     # ------------------------------------------------------------------ step
     def step(
         self, actions: NDArray[Any]
     ) -> tuple[NDArray[np.float32], Array, BoolArray, BoolArray]:
-        """Advance every shopper by one decision step; returns obs, reward, terminated, truncated."""
+        """Advance every shopper one decision step; returns obs, reward, terminated, truncated."""
         a = np.asarray(actions).reshape(self.n).astype(np.int64, copy=False)
         if a.min() < 0 or a.max() >= self.n_actions:
             raise ValueError(
@@ -258,14 +274,14 @@ class ShopperCore:
         self.spend.fill(0.0)
 
         # 1. the merchant's move
-        busy = int(np.count_nonzero(self.agent_until > t))
+        self.final_rows = self.final_rows[:0]
+        self.final_obs = self.final_obs[:0]
         ok = eligible(
             alive=alive,
             away=self.away,
             consent=self.consent,
             room=self.interruptions < self.scenario.max_offers_per_shopper,
-            agent_free=(busy + np.cumsum(tbl.agent[a]) <= self.agent_capacity)
-            & (self.agent_until <= t),
+            in_chat=self.agent_until > t,
             offered=self.offered[a, rows],
             static_ok=self.static_ok[a, rows],
             cost=self.expected_cost[a, rows],
@@ -273,6 +289,9 @@ class ShopperCore:
             table=tbl,
             columns=a,
         )
+        if self._agent_columns.size:
+            queue = self._agent_queue(self._eligible_columns(self._agent_columns))
+            ok &= ~tbl.agent[a] | queue
         act = ok & (a != 0)
         self.ineligible = (a != 0) & ~ok
         a = a * act
@@ -371,6 +390,7 @@ class ShopperCore:
         self.reward = ledger.profit(terms)
         done = terminated | truncated
         self.alive &= ~done
+        self.agent_until[done] = 0  # a finished journey frees its agent
         if done.any():
             self._end_journeys(done, buys)
         self._observe()

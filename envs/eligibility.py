@@ -10,7 +10,9 @@ journey and all of these hold:
 - contact cap: fewer than ``max_offers_per_shopper`` offers so far;
 - minimum cart and margin floor (``static_ok``, fixed for the shopper's cart);
 - once per shopper: not offered before in this journey, if the entry says so;
-- live agent: an agent is free and the shopper is not already in a chat;
+- live agent: the shopper is not already in a chat; and an agent is free — the free
+  agents go to the eligible shoppers in row order (:func:`within_capacity`), in the
+  masks as in the step, so that a policy that follows the masks is never refused;
 - budget: its expected cost fits in what is left of the campaign budget.
 
 ``wait`` (column 0) is always eligible; callers set it.
@@ -34,7 +36,7 @@ def eligible(
     away: BoolArray,
     consent: BoolArray,
     room: BoolArray,
-    agent_free: BoolArray,
+    in_chat: BoolArray,
     offered: BoolArray,
     static_ok: BoolArray,
     cost: NDArray[np.float64],
@@ -46,7 +48,12 @@ def eligible(
     channel = (table.onsite[columns] & ~away) | (table.email[columns] & away & consent)
     ok = alive & room & channel & static_ok
     ok &= ~(table.once[columns] & offered)
-    ok &= ~table.agent[columns] | agent_free
+    ok &= ~(table.agent[columns] & in_chat)
     if np.isfinite(budget):
         ok &= cost <= budget
     return np.asarray(ok, dtype=bool)
+
+
+def within_capacity(wanting: BoolArray, free: int) -> BoolArray:
+    """Of the shoppers ``wanting`` a live agent, the first ``free`` in row order."""
+    return wanting & (np.cumsum(wanting) <= free)

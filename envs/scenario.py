@@ -19,7 +19,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
 
@@ -59,7 +59,7 @@ def _in_range(
         raise ScenarioError(name, f"must be in {left}{low:g}, {upper}{right}, got {value!r}")
 
 
-class ConcessionKind(str, Enum):
+class ConcessionKind(StrEnum):
     """What a concession gives the shopper. The kind fixes the channel it is sent on."""
 
     PERCENT_DISCOUNT = "percent_discount"
@@ -73,7 +73,7 @@ class ConcessionKind(str, Enum):
 
     @property
     def channel(self) -> str:
-        """``onsite`` (pop-up while browsing), ``chat`` (live agent) or ``email`` (after leaving)."""
+        """``onsite`` (pop-up while browsing), ``chat`` (live agent), ``email`` (after leaving)."""
         if self is ConcessionKind.LIVE_AGENT:
             return "chat"
         if self is ConcessionKind.RETARGETING:

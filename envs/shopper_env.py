@@ -6,7 +6,7 @@ its own. Training uses the batched views (:mod:`envs.vector`, ``agents.vec_env``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -118,7 +118,7 @@ class HesitantShopperEnv(gym.Env[NDArray[np.float32], np.int64]):
     - v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self, scenario: Scenario | str = "default", render_mode: str | None = None

@@ -9,7 +9,7 @@ and ``info["final_obs"]`` (masked by ``info["_final_obs"]``) holds the last one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -27,7 +27,10 @@ from envs.shopper_env import resolve_scenario
 class HesitantShopperVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.int64], NDArray[Any]]):
     """``num_envs`` shopper journeys on one batched core; see :class:`envs.HesitantShopperEnv`."""
 
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {
+        "autoreset_mode": AutoresetMode.SAME_STEP,
+        "render_modes": [],
+    }
 
     def __init__(self, num_envs: int = 1, scenario: Scenario | str = "default", **_: Any) -> None:
         self.scenario = resolve_scenario(scenario)
