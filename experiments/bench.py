@@ -3,6 +3,7 @@
 Usage::
 
     python -m experiments.bench env         # simulator throughput vs Gymnasium's CartPole
+    python -m experiments.bench evaluate    # 100,000 shoppers x 5 baselines, and the oracle
 
 Each benchmark prints a table and, as its very last line, one JSON object with the
 figures and ratios. Absolute speeds drift on shared machines; the ratios to the
@@ -132,11 +133,17 @@ def bench_env(scenario: str = "default", quick: bool = False) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="concede benchmarks")
-    parser.add_argument("which", choices=["env"], help="what to measure")
+    parser.add_argument("which", choices=["env", "evaluate"], help="what to measure")
     parser.add_argument("--scenario", default="default")
     parser.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
     args = parser.parse_args(argv)
-    result = bench_env(args.scenario, args.quick)
+    if args.which == "evaluate":
+        from experiments.bench_evaluate import bench_evaluate, print_table
+
+        result = bench_evaluate(20_000 if args.quick else 100_000, args.scenario)
+        print_table(result)
+    else:
+        result = bench_env(args.scenario, args.quick)
     print(json.dumps(result))
     return 0
 
