@@ -32,7 +32,8 @@ class LearnedPolicy:
     def act(self, obs: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDArray[np.int64]:
         obs = np.ascontiguousarray(obs)
         if self._maskable:
-            actions, _ = self.model.predict(obs, deterministic=True, action_masks=mask)
+            maskable: Any = self.model
+            actions, _ = maskable.predict(obs, deterministic=True, action_masks=mask)
         elif self._recurrent:
             starts = obs[:, COLUMN["journey_step"]] == 0.0
             if self._state is not None and len(self._state[0][0]) != len(obs):

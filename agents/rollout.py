@@ -108,7 +108,7 @@ def run_policy(
         action_names=scenario.action_names,
         segment_names=tuple(s.name for s in scenario.segments),
         agent_busy=busy_sum / busy_steps,
-        **joined,  # type: ignore[arg-type]
+        **joined,
     )
 
 

@@ -249,7 +249,7 @@ class ShopperCore:
         """Shoppers who may have a live agent now: the free agents go to the first
         shoppers eligible for one, in row order, in the masks and in the step alike, so
         that a policy following the masks is never refused."""
-        wanting = agent_eligible.any(axis=0)
+        wanting = np.asarray(agent_eligible.any(axis=0), dtype=bool)
         return within_capacity(wanting, self.free_agents())
 
     def free_agents(self) -> int:

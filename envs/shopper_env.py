@@ -6,7 +6,7 @@ its own. Training uses the batched views (:mod:`envs.vector`, ``agents.vec_env``
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -118,7 +118,7 @@ class HesitantShopperEnv(gym.Env[NDArray[np.float32], np.int64]):
     - v0: initial version.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012 (gymnasium's API)
 
     def __init__(
         self, scenario: Scenario | str = "default", render_mode: str | None = None
@@ -129,7 +129,7 @@ class HesitantShopperEnv(gym.Env[NDArray[np.float32], np.int64]):
         self.scenario = resolve_scenario(scenario)
         self.core = ShopperCore(self.scenario, 1, autoreset=False)
         self.action_space = spaces.Discrete(self.scenario.n_actions)
-        self.observation_space = observation_space(self.scenario)
+        self.observation_space = observation_space(self.scenario)  # type: ignore[assignment]
         self.feature_names = tuple(f.name for f in self.core.schema)
         self.action_names = self.scenario.action_names
 

@@ -9,7 +9,7 @@ and ``info["final_obs"]`` (masked by ``info["_final_obs"]``) holds the last one.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -27,7 +27,7 @@ from envs.shopper_env import resolve_scenario
 class HesitantShopperVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.int64], NDArray[Any]]):
     """``num_envs`` shopper journeys on one batched core; see :class:`envs.HesitantShopperEnv`."""
 
-    metadata: ClassVar[dict[str, Any]] = {
+    metadata = {  # noqa: RUF012 (gymnasium's API)
         "autoreset_mode": AutoresetMode.SAME_STEP,
         "render_modes": [],
     }

@@ -62,11 +62,8 @@ def single_env_rate(env_id: str, steps: int, seed: int = 0, **kwargs: Any) -> fl
 def vector_env_rate(env: gym.vector.VectorEnv, steps: int, seed: int = 0) -> float:
     """Env-steps per second of a vector env (num_envs x steps / wall time)."""
     n = env.num_envs
-    actions = np.random.default_rng(seed).integers(
-        0,
-        env.single_action_space.n,
-        (steps, n),  # type: ignore[attr-defined]
-    )
+    n_actions = int(env.single_action_space.n)  # type: ignore[attr-defined]
+    actions = np.random.default_rng(seed).integers(0, n_actions, (steps, n))
 
     def run() -> float:
         env.reset(seed=seed)

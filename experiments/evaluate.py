@@ -43,6 +43,7 @@ from agents.registry import NEVER, ORACLE, UnknownPolicyError, build_policies
 from agents.rollout import Outcomes, run_policy
 from envs.scenario import Scenario, ScenarioError
 from experiments.kpis import DEFAULT_BOOTSTRAP, Bootstrap, group_kpis, to_json
+from experiments.trusted import TRUSTED_TARGETS
 
 PROFITS = "_profit_per_shopper"
 DEFAULT_POLICIES = (
@@ -359,7 +360,7 @@ def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
     return result
 
 
-@hydra.main(config_path="../conf", config_name="evaluate")
+@hydra.main(config_path="../conf", config_name="evaluate", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> None:
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:

@@ -1,0 +1,63 @@
+"""Typed, validated settings of a training run (built by Hydra from ``conf/train.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How long to train, how often to evaluate and checkpoint.
+
+    Args:
+        total_timesteps: shopper-steps of experience to collect (summed over the batch).
+        n_envs: shoppers simulated together in the batched training env.
+        eval_every: timesteps between evaluations on the fixed paired shoppers.
+        eval_shoppers: shoppers of each evaluation (the same ones every time).
+        eval_seed: seed of those shoppers.
+        cohort_size: evaluation shoppers simulated together; the population memory of
+            strategic shoppers carries from one cohort to the next, so smaller cohorts
+            show sooner what a policy teaches shoppers.
+        checkpoint_every: timesteps between checkpoints (a killed run resumes from the last).
+        baselines: baseline policies the learner is compared with (names, see
+            ``python -m experiments.evaluate --help`` for what exists).
+        final_shoppers: shoppers of the final paired evaluation.
+        reward_scale: rewards are EUR; the learner sees them divided by this.
+        progress_bar: show a progress bar while training.
+        kill_at_step: stop the run abruptly after this many timesteps (fault drills).
+    """
+
+    total_timesteps: int = 300_000
+    n_envs: int = 64
+    eval_every: int = 50_000
+    eval_shoppers: int = 4_000
+    eval_seed: int = 20_240
+    cohort_size: int = 2_000
+    checkpoint_every: int = 50_000
+    baselines: tuple[str, ...] = field(default_factory=tuple)
+    final_shoppers: int = 20_000
+    reward_scale: float = 10.0
+    progress_bar: bool = True
+    kill_at_step: int | None = None
+
+    def __post_init__(self) -> None:
+        positive = (
+            "total_timesteps",
+            "n_envs",
+            "eval_every",
+            "eval_shoppers",
+            "checkpoint_every",
+            "final_shoppers",
+            "cohort_size",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"training.{name} must be a whole number >= 1, got {value!r}")
+        if not self.reward_scale > 0:
+            raise ValueError(f"training.reward_scale must be > 0, got {self.reward_scale!r}")
+        if self.kill_at_step is not None and self.kill_at_step < 1:
+            raise ValueError(
+                f"training.kill_at_step must be >= 1 or null, got {self.kill_at_step!r}"
+            )
+        object.__setattr__(self, "baselines", tuple(self.baselines))

@@ -1,0 +1,350 @@
+"""Train an agent on a scenario, evaluate it against baselines and the oracle, track it all.
+
+``python -m experiments.train`` trains the configured agent (``conf/train.yaml``:
+MaskablePPO on ``default`` unless overridden) on the batched simulator, evaluates it
+at intervals on fixed paired shoppers against the baselines and the oracle, checkpoints
+it, and logs everything to MLflow: the resolved config, git sha, seed and command,
+learning curves (profit captured, conversion, give-away rate against timesteps), the
+final paired KPI table and the model. It returns the sweep objective, the profit
+captured: (policy - never) / (oracle - never).
+
+A run killed mid-way resumes from its last checkpoint into the same MLflow run when
+started again with the same output folder (``hydra.run.dir=<that folder>``).
+
+Examples::
+
+    python -m experiments.train                                   # about 10 minutes
+    python -m experiments.train experiment=quick                  # a first look
+    python -m experiments.train -m experiment=grid                # every scenario x agent x seed
+    python -m experiments.train -m hydra/launcher=ray seed=0,1,2  # on a Ray cluster
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import mlflow
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+
+from agents.learned import LearnedPolicy
+from agents.rollout import Outcomes, run_policy
+from agents.vec_env import ShopperVecEnv
+from envs.scenario import Scenario
+from experiments.evaluate import scenario_from_config
+from experiments.references import References, compute_references, curve_point, final_report
+from experiments.settings import TrainSettings
+from experiments.tracking import SWEEP_TAG, MLflowWriter, Tracking, parent_run_id, sweep_name
+from experiments.trusted import TRUSTED_TARGETS
+
+STATE_FILE = "state.json"
+
+
+class SimulatedKill(RuntimeError):
+    """Raised by ``training.kill_at_step``: the run stops as if its machine went away."""
+
+
+@dataclass
+class RunState:
+    """What a resumed run needs: its MLflow run and how far it got."""
+
+    run_id: str
+    timesteps: int = 0
+    curve: list[dict[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, folder: Path) -> RunState | None:
+        path = folder / STATE_FILE
+        if not path.is_file():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.replace(folder / STATE_FILE)
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+class _Progress(BaseCallback):
+    """Evaluates, checkpoints and (in drills) kills the run at the configured timesteps."""
+
+    def __init__(self, run: TrainingRun) -> None:
+        super().__init__()
+        self.run = run
+        self._next_eval = run.next_multiple(run.settings.eval_every)
+        self._next_checkpoint = run.next_multiple(run.settings.checkpoint_every)
+
+    def _on_step(self) -> bool:
+        t = self.num_timesteps
+        if t >= self._next_eval:
+            self.run.evaluate_point(t)
+            self._next_eval += self.run.settings.eval_every
+        if t >= self._next_checkpoint:
+            self.run.checkpoint(t)
+            self._next_checkpoint += self.run.settings.checkpoint_every
+        kill = self.run.settings.kill_at_step
+        if kill is not None and t >= kill:
+            raise SimulatedKill(f"training.kill_at_step={kill} reached at {t} timesteps")
+        return True
+
+
+class TrainingRun:
+    """One training run, from a fresh start or resumed from its checkpoint folder."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        make_agent: Callable[..., BaseAlgorithm],
+        settings: TrainSettings,
+        tracking: Tracking,
+        run_dir: Path,
+        seed: int,
+        agent_name: str,
+    ) -> None:
+        self.scenario = scenario
+        self.make_agent = make_agent
+        self.settings = settings
+        self.tracking = tracking
+        self.run_dir = run_dir
+        self.checkpoints = run_dir / "checkpoints"
+        self.seed = seed
+        self.agent_name = agent_name
+        self.state: RunState | None = RunState.load(self.checkpoints)
+        self.references: References | None = None
+        self.model: BaseAlgorithm | None = None
+        self.env: VecNormalize | None = None
+
+    def next_multiple(self, every: int) -> int:
+        done = self.state.timesteps if self.state else 0
+        return (done // every + 1) * every
+
+    # ------------------------------------------------------------ set-up
+    def start(self, params: dict[str, Any], tags: dict[str, str], config_yaml: str) -> str:
+        """Open (or reopen) the MLflow run; returns its id."""
+        self.tracking.activate()
+        if self.state is not None:
+            mlflow.start_run(run_id=self.state.run_id)
+            mlflow.set_tag("concede.resumed_at", str(self.state.timesteps))
+            return self.state.run_id
+        run = mlflow.start_run(
+            run_name=f"{self.agent_name} {self.scenario.name} seed={self.seed}", tags=tags
+        )
+        mlflow.log_params(params)
+        mlflow.log_text(config_yaml, "config.yaml")
+        self.state = RunState(run_id=run.info.run_id)
+        self.state.save(self.checkpoints)
+        return run.info.run_id
+
+    def build(self) -> BaseAlgorithm:
+        venv = VecMonitor(ShopperVecEnv(self.scenario, self.settings.n_envs, seed=self.seed))
+        latest = self.checkpoints / "model.zip"
+        assert self.state is not None
+        if latest.is_file() and self.state.timesteps > 0:
+            env = VecNormalize.load(str(self.checkpoints / "vecnormalize.pkl"), venv)
+            model = type(self.make_agent(env=env, seed=self.seed, device="cpu")).load(
+                str(latest), env=env, device="cpu"
+            )
+        else:
+            env = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=0.99, clip_reward=50.0)
+            model = self.make_agent(env=env, seed=self.seed, device="cpu")
+        model.set_logger(Logger(folder=None, output_formats=[MLflowWriter(self.state.run_id)]))
+        self.model, self.env = model, env
+        return model
+
+    # ------------------------------------------------------------ during training
+    def evaluate_point(self, timesteps: int) -> dict[str, float]:
+        assert self.model is not None and self.references is not None and self.state is not None
+        outcomes = self.evaluate_policy(self.settings.eval_shoppers)
+        point = curve_point(outcomes, self.references)
+        mlflow.log_metrics({f"eval/{k}": v for k, v in point.items()}, step=timesteps)
+        self.state.curve.append({"timesteps": float(timesteps), **point})
+        return point
+
+    def evaluate_policy(self, n_shoppers: int, seed: int | None = None) -> Outcomes:
+        assert self.model is not None
+        policy = LearnedPolicy(self.model, name=self.agent_name)
+        seed = self.settings.eval_seed if seed is None else seed
+        return run_policy(self.scenario, policy, n_shoppers, seed, self.settings.cohort_size)
+
+    def checkpoint(self, timesteps: int) -> None:
+        assert self.model is not None and self.env is not None and self.state is not None
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        # write then rename, so that a kill mid-save leaves the previous checkpoint whole
+        self.model.save(str(self.checkpoints / "model-partial.zip"))
+        self.env.save(str(self.checkpoints / "vecnormalize-partial.pkl"))
+        (self.checkpoints / "model-partial.zip").replace(self.checkpoints / "model.zip")
+        (self.checkpoints / "vecnormalize-partial.pkl").replace(
+            self.checkpoints / "vecnormalize.pkl"
+        )
+        self.state.timesteps = timesteps
+        self.state.save(self.checkpoints)
+
+    # ------------------------------------------------------------ the whole run
+    def learn(self) -> None:
+        assert self.model is not None and self.state is not None
+        done = self.state.timesteps
+        remaining = self.settings.total_timesteps - done
+        if remaining > 0:
+            self.model.learn(
+                total_timesteps=remaining,
+                callback=_Progress(self),
+                reset_num_timesteps=done == 0,
+                progress_bar=self.settings.progress_bar,
+            )
+        self.checkpoint(self.settings.total_timesteps)
+
+
+def run_training(
+    scenario: Scenario,
+    make_agent: Callable[..., BaseAlgorithm],
+    settings: TrainSettings,
+    tracking: Tracking,
+    run_dir: Path,
+    seed: int,
+    agent_name: str,
+    params: dict[str, Any],
+    tags: dict[str, str],
+    config_yaml: str,
+) -> dict[str, float]:
+    """Train, evaluate and track one run (or resume it); returns the final metrics."""
+    run = TrainingRun(scenario, make_agent, settings, tracking, run_dir, seed, agent_name)
+    run.start(params, tags, config_yaml)
+    try:
+        run.references = compute_references(
+            scenario,
+            settings.baselines,
+            settings.eval_shoppers,
+            settings.eval_seed,
+            settings.cohort_size,
+        )
+        run.build()
+        run.learn()
+        metrics = run.evaluate_point(settings.total_timesteps)
+        final = finish(run)
+        metrics.update(final)
+        mlflow.log_metrics({f"final/{k}": v for k, v in final.items() if np.isfinite(v)})
+        mlflow.end_run(status="FINISHED")
+        return metrics
+    except SimulatedKill:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+
+
+EVALUATION_FILE = "evaluation.json"
+
+
+def finish(run: TrainingRun) -> dict[str, float]:
+    """The final paired evaluation on new shoppers; the KPI report, the learning curve and
+    the model as artifacts (the report also in the run folder)."""
+    assert run.model is not None and run.state is not None
+    report, metrics = final_report(
+        run.scenario,
+        LearnedPolicy(run.model, name=run.agent_name),
+        run.settings.baselines,
+        run.settings.final_shoppers,
+        seed=run.settings.eval_seed + 1,
+        cohort_size=run.settings.cohort_size,
+    )
+    (run.run_dir / EVALUATION_FILE).write_text(json.dumps(report))
+    mlflow.log_dict(report, EVALUATION_FILE)
+    mlflow.log_dict({"curve": run.state.curve}, "learning_curve.json")
+    mlflow.log_artifact(str(run.checkpoints / "model.zip"), "model")
+    mlflow.log_artifact(str(run.checkpoints / "vecnormalize.pkl"), "model")
+    return metrics
+
+
+def train(cfg: DictConfig, run_dir: Path, sweep: str | None = None) -> dict[str, float]:
+    """Build the run's objects from the config and train; the edge where config is read.
+
+    ``run_dir`` holds the run's checkpoints (a run started again on the same folder
+    resumes); ``sweep`` names the multirun the run belongs to, if any.
+    """
+    scenario = scenario_from_config(cfg.scenario)
+    settings: TrainSettings = instantiate(cfg.training, _convert_="all")
+    tracking: Tracking = instantiate(cfg.tracking)
+    make_agent = instantiate(cfg.agent.model, _convert_="all")
+    agent_name = str(cfg.agent.name)
+    tags = {
+        "concede.scenario": scenario.name,
+        "concede.scenario_digest": scenario.digest(),
+        "concede.agent": agent_name,
+        "concede.seed": str(cfg.seed),
+        "concede.git_sha": git_sha(),
+        "concede.command": shlex.join([sys.executable, *sys.argv]),
+    }
+    if sweep is not None:
+        tags[SWEEP_TAG] = sweep
+        parent = parent_run_id(MlflowClient(tracking.tracking_uri), tracking, sweep, wait_s=5.0)
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+    flat = _flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    return run_training(
+        scenario=scenario,
+        make_agent=make_agent,
+        settings=settings,
+        tracking=tracking,
+        run_dir=run_dir,
+        seed=int(cfg.seed),
+        agent_name=agent_name,
+        params={k: v for k, v in flat.items() if not k.startswith("scenario.")},
+        tags=tags,
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+    )
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:500]
+    return flat
+
+
+@hydra.main(config_path="../conf", config_name="train", execution_whitelist=TRUSTED_TARGETS)
+def main(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN"
+    sweep = sweep_name(str(hydra_cfg.sweep.dir)) if multirun else None
+    metrics = train(cfg, Path(hydra_cfg.runtime.output_dir), sweep)
+    print(json.dumps(metrics))
+    return float(metrics["profit_captured"])
+
+
+if __name__ == "__main__":
+    main()
