@@ -28,7 +28,8 @@ and the cohort's seed. The oracle then:
    earlier plan, so ``never`` wins a tie). Then the shared resources are put back: live
    agents are packed greedily by gain (a shopper whose session would overflow the desk
    gets their best plan without an agent) and, with a campaign budget, shoppers are
-   admitted by gain per euro spent until the cohort's budget is used (the others get
+   admitted by gain per euro spent until the cohort's budget (at the start, plus what
+   its later arrivals bring) is used (the others get
    their best plan that spends nothing).
 3. Verification and repair: the combined plan is played on the scratch core with the
    real budget and desk; shoppers who then earn less than under ``never`` (coupling
@@ -131,10 +132,12 @@ class Trace:
 
 @dataclass(frozen=True)
 class Start:
-    """The state a cohort starts from: population memory and campaign budget (EUR)."""
+    """The state a cohort starts from: population memory, campaign budget (EUR), and the
+    budget its later arrivals will bring (EUR)."""
 
     memory: float
     budget: float
+    arrivals: float = 0.0
 
 
 class Oracle:
@@ -183,9 +186,14 @@ class Oracle:
             raise ValueError(
                 f"oracle built for scenario {self.scenario.name!r}, bound to {core.scenario.name!r}"
             )
-        if self._scratch is None or self._scratch.n != core.n:
-            self._scratch = ShopperCore(self.scenario, core.n, autoreset=False)
-        start = Start(core.memory, core.budget)
+        scratch = self._scratch
+        if scratch is None or scratch.n != core.n or scratch.stagger != core.stagger:
+            self._scratch = ShopperCore(
+                self.scenario, core.n, autoreset=False, stagger=core.stagger
+            )
+        rate = self.scenario.campaign_budget_per_1000 or 0.0
+        later = rate * int(np.count_nonzero(core.arrival > 0)) / 1000.0
+        start = Start(core.memory, core.budget, later)
         # the dearest offer any shopper of the cohort could be sent: what the budget must
         # still hold at the end for every admitted offer to stay eligible
         margin = float(np.max(core.expected_cost, initial=0.0))
@@ -223,7 +231,7 @@ class Oracle:
             assign, value, agent, capacity, self.scenario.live_agents.session_steps
         )
         if np.isfinite(start.budget):
-            assign = _fit_budget(assign, value, spend, start.budget - margin)
+            assign = _fit_budget(assign, value, spend, start.budget + start.arrivals - margin)
         never = value[0]
         best_assign, best_total = np.zeros(n, dtype=np.int64), float(never.sum())
         for _ in range(self.repairs + 1):
@@ -249,7 +257,7 @@ class Oracle:
         for i, plan in enumerate(self.plans):
             if _picklable(plan):
                 futures[i] = self._pool.submit(
-                    _trace_job, self.scenario, scratch.n, seed, memory, plan
+                    _trace_job, self.scenario, scratch.n, scratch.stagger, seed, memory, plan
                 )
         local = {
             i: _trace(scratch, seed, memory, plan)
@@ -267,15 +275,17 @@ def _picklable(plan: Plan) -> bool:
     return True
 
 
-_WORKER_CORES: dict[tuple[str, int], ShopperCore] = {}
+_WORKER_CORES: dict[tuple[str, int, int], ShopperCore] = {}
 
 
-def _trace_job(scenario: Scenario, n: int, seed: int, memory: float, plan: Plan) -> Trace:
+def _trace_job(
+    scenario: Scenario, n: int, stagger: int, seed: int, memory: float, plan: Plan
+) -> Trace:
     """A look-ahead in a worker process, on a core kept for the next job of the same size."""
-    key = (scenario.digest(), n)
+    key = (scenario.digest(), n, stagger)
     core = _WORKER_CORES.get(key)
     if core is None:
-        core = _WORKER_CORES[key] = ShopperCore(scenario, n, autoreset=False)
+        core = _WORKER_CORES[key] = ShopperCore(scenario, n, autoreset=False, stagger=stagger)
     return _trace(core, seed, memory, plan)
 
 
@@ -295,8 +305,8 @@ def _trace(core: ShopperCore, seed: int, memory: float, plan: Plan) -> Trace:
     spend = np.zeros(n)
     agent_step = np.full(n, -1, dtype=np.int64)
     is_agent = core.actions.agent
-    for step in range(core.scenario.horizon):
-        if not core.alive.any():
+    for step in range(core.span):
+        if not core.running:
             break
         obs, reward, _, _ = core.step(plan.decide(core, obs, None))
         profit += reward
@@ -320,8 +330,8 @@ def _verify(
     obs = core.obs
     used = [int(p) for p in np.unique(assign)]
     profit = np.zeros(core.n)
-    for _ in range(core.scenario.horizon):
-        if not core.alive.any():
+    for _ in range(core.span):
+        if not core.running:
             break
         actions = _combined(plans, used, assign, core, obs, core.action_masks())
         obs, reward, _, _ = core.step(actions)

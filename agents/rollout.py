@@ -2,10 +2,12 @@
 
 Every policy evaluated with the same ``seed`` meets the same shoppers and the same
 random draws (common random numbers): shoppers are run in cohorts of ``cohort_size``,
-each cohort on a core reset with its own seed derived from ``seed``, for exactly the
-horizon's number of steps. Between cohorts the population memory of strategic
-shoppers carries over, so a policy that teaches shoppers to wait pays for it in the
-later cohorts.
+each cohort on a core reset with its own seed derived from ``seed``. Within a cohort,
+shoppers arrive spread over ``stagger`` steps (by default one horizon), as through a
+day, so that a campaign budget or the live-agent desk meets them in turn, not all at
+once; every cohort runs until its last journey ends. Between cohorts the population
+memory of strategic shoppers carries over, so a policy that teaches shoppers to wait
+pays for it in the later cohorts.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class Outcomes:
     the start), ``existing``; ``first_offer_visit`` / ``first_offer_step`` (-1 when no
     offer was made). Per term ``terms`` ``(len(LEDGER_TERMS), n)``; per action
     ``spend`` and ``offered`` ``(n_actions, n)``; ``agent_busy`` is the mean share of
-    live agents busy over the run; ``actions`` ``(horizon, n)`` is the action log.
+    live agents busy over the run; ``actions`` ``(steps, n)`` is the action log (steps of
+    the cohort clock: a shopper's journey starts at its arrival).
     """
 
     policy: str
@@ -78,8 +81,12 @@ def run_policy(
     n_shoppers: int,
     seed: int,
     cohort_size: int = 10_000,
+    stagger: int | None = None,
 ) -> Outcomes:
-    """Run ``policy`` on ``n_shoppers`` shoppers drawn with ``seed``; see the module doc."""
+    """Run ``policy`` on ``n_shoppers`` shoppers drawn with ``seed``; see the module doc.
+
+    ``stagger``: steps over which a cohort's shoppers arrive (default: the horizon).
+    """
     if n_shoppers < 1:
         raise ValueError(f"n_shoppers must be at least 1, got {n_shoppers}")
     if cohort_size < 1:
@@ -88,18 +95,19 @@ def run_policy(
     parts: list[dict[str, NDArray[np.generic]]] = []
     busy_sum, busy_steps = 0.0, 0
     cores: dict[int, ShopperCore] = {}
+    spread = scenario.horizon if stagger is None else stagger
     fresh = ShopperCore(scenario, 1, autoreset=False)
     memory, budget = fresh.memory, fresh.budget
     for size, cohort_seed in zip(sizes, cohort_seeds(seed, len(sizes)), strict=True):
         core = cores.get(size) or cores.setdefault(
-            size, ShopperCore(scenario, size, autoreset=False)
+            size, ShopperCore(scenario, size, autoreset=False, stagger=spread)
         )
         core.memory, core.budget = memory, budget
         part, busy = _run_cohort(core, policy, cohort_seed)
         memory, budget = core.memory, core.budget
         parts.append(part)
         busy_sum += busy
-        busy_steps += scenario.horizon
+        busy_steps += core.span
     joined = {key: np.concatenate([p[key] for p in parts], axis=-1) for key in parts[0]}
     return Outcomes(
         policy=policy.name,
@@ -115,7 +123,7 @@ def run_policy(
 def _run_cohort(
     core: ShopperCore, policy: Policy, seed: int
 ) -> tuple[dict[str, NDArray[np.generic]], float]:
-    n, k, horizon = core.n, core.n_actions, core.scenario.horizon
+    n, k = core.n, core.n_actions
     obs = core.reset(seed, keep_memory=True)
     if isinstance(policy, PrivilegedPolicy):
         policy.bind(core, seed)
@@ -131,12 +139,12 @@ def _run_cohort(
     exit_intents = np.zeros(n, dtype=np.int64)
     first_visit = np.full(n, -1, dtype=np.int64)
     first_step = np.full(n, -1, dtype=np.int64)
-    actions_log = np.zeros((horizon, n), dtype=np.int16)
+    actions_log = np.zeros((core.span, n), dtype=np.int16)
     rows = np.arange(n)
     busy = 0.0
     capacity = core.agent_capacity
-    for step in range(horizon):
-        if not core.alive.any():
+    for step in range(core.span):
+        if not core.running:
             break
         mask = core.action_masks()
         chosen = np.asarray(policy.act(obs, mask), dtype=np.int64)

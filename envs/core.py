@@ -80,17 +80,34 @@ class ShopperCore:
         autoreset: replace a shopper whose journey ended by a new one within the same
             step (the final observations are kept in ``final_obs``, rows ``final_rows``);
             without it, a finished row stays finished (reward 0) until :meth:`reset`.
+        stagger: without autoreset, spread the shoppers' arrivals over this many steps
+            (row i arrives at step ``i * stagger // n``), as shoppers arrive through the
+            day, so that a campaign budget or the live-agent desk is not met by all of
+            them at once; every journey has ended after :attr:`span` steps.
         chunk: how many shoppers are drawn at once from the generator.
     """
 
     def __init__(
-        self, scenario: Scenario, n: int, *, autoreset: bool = True, chunk: int = 16384
+        self,
+        scenario: Scenario,
+        n: int,
+        *,
+        autoreset: bool = True,
+        stagger: int = 0,
+        chunk: int = 16384,
     ) -> None:
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
+        if stagger < 0 or (stagger and autoreset):
+            raise ValueError(f"stagger must be >= 0 and needs autoreset=False, got {stagger}")
         self.scenario = scenario
         self.n = n
         self.autoreset = autoreset
+        self.stagger = stagger
+        self.span = scenario.horizon + stagger
+        self.arrival = (np.arange(n) * stagger) // n
+        self.clock = 0
+        self._waiting = np.zeros(n, dtype=bool)
         self.chunk = chunk
         self.actions = compile_actions(scenario)
         self.population = Population(scenario, self.actions)
@@ -175,7 +192,9 @@ class ShopperCore:
             self.memory = self.scenario.strategic.initial_memory
             self.budget = 0.0 if self._budget_rate is not None else np.inf
             self.ended_shoppers = 0
-        self._start(self._rows)
+        self.clock = 0
+        self._start(self._rows, arriving=self.arrival == 0)
+        self._waiting = self.arrival > 0
         self.event[:] = NOTHING
         self.ineligible[:] = False
         self.opted_out[:] = False
@@ -187,7 +206,8 @@ class ShopperCore:
         self._observe()
         return self.obs
 
-    def _start(self, rows: IntArray) -> None:
+    def _start(self, rows: IntArray, arriving: BoolArray | None = None) -> None:
+        """Draw new shoppers into ``rows``; those not ``arriving`` yet wait for their step."""
         draw: ShopperDraw = self._pool.take(len(rows))
         self.traits[:, rows] = draw.traits
         self.perceived[:, rows] = draw.perceived
@@ -195,7 +215,7 @@ class ShopperCore:
         self.expected_cost[:, rows] = draw.expected_cost
         self.static_ok[:, rows] = draw.static_ok
         tr = draw.traits
-        self.alive[rows] = True
+        self.alive[rows] = True if arriving is None else arriving
         for arr in (
             self.t,
             self.stage,
@@ -214,10 +234,16 @@ class ShopperCore:
         for flags in (self.away, self.exit_intent, self.harassed, self.hesitation_rewarded):
             flags[rows] = False
         self.consent[rows] = tr[T["consent"]] > 0.5
-        self.waits[rows] = tr[T["wait_draw"]] < self.scenario.strategic.strength * self.memory
         self.return_chance[rows] = tr[T["return_probability"]]
         self.offered[:, rows] = False
         self.expires[:, rows] = 0
+        self._arrive(rows if arriving is None else rows[arriving])
+
+    def _arrive(self, rows: IntArray) -> None:
+        """Shoppers enter the shop: they may wait for deals, and fund the campaign budget."""
+        self.alive[rows] = True
+        wait_draw = self.traits[T["wait_draw"], rows]
+        self.waits[rows] = wait_draw < self.scenario.strategic.strength * self.memory
         if self._budget_rate is not None:
             self.budget += self._budget_rate * len(rows) / 1000.0
 
@@ -251,6 +277,11 @@ class ShopperCore:
         that a policy following the masks is never refused."""
         wanting = np.asarray(agent_eligible.any(axis=0), dtype=bool)
         return within_capacity(wanting, self.free_agents())
+
+    @property
+    def running(self) -> bool:
+        """Some journey is under way or some shopper has yet to arrive."""
+        return bool(self.alive.any() or self._waiting.any())
 
     def free_agents(self) -> int:
         """Live agents not in a chat now."""
@@ -391,6 +422,11 @@ class ShopperCore:
         done = terminated | truncated
         self.alive &= ~done
         self.agent_until[done] = 0  # a finished journey frees its agent
+        self.clock += 1
+        if self._waiting.any():
+            arriving = self._waiting & (self.arrival <= self.clock)
+            self._waiting &= ~arriving
+            self._arrive(np.flatnonzero(arriving))
         if done.any():
             self._end_journeys(done, buys)
         self._observe()
