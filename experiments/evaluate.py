@@ -42,7 +42,14 @@ from agents.policy import Policy
 from agents.registry import NEVER, ORACLE, UnknownPolicyError, build_policies
 from agents.rollout import Outcomes, run_policy
 from envs.scenario import Scenario, ScenarioError
-from experiments.kpis import DEFAULT_BOOTSTRAP, Bootstrap, group_kpis, to_json
+from experiments.kpis import (
+    DEFAULT_BOOTSTRAP,
+    PER,
+    Bootstrap,
+    group_kpis,
+    paired_interval,
+    to_json,
+)
 from experiments.trusted import TRUSTED_TARGETS
 
 PROFITS = "_profit_per_shopper"
@@ -110,7 +117,9 @@ def evaluate(
     candidates for it), ``seconds`` per policy and for
     the statistics, ``oracle_plans`` (shoppers per plan the oracle chose) and the KPIs
     ``overall``, ``by_segment`` and ``by_consent`` (``consent`` / ``no_consent``), each
-    ``{policy: {kpi: {"estimate", "low", "high"}}}``. One private key, ``_profit_per_shopper``
+    ``{policy: {kpi: {"estimate", "low", "high"}}}``, and ``paired_diffs_per_1000``
+    (``{a: {b: interval}}``: profit of ``a`` minus ``b`` per 1,000 shoppers, paired, for
+    every pair of policies, all shoppers). One private key, ``_profit_per_shopper``
     (:data:`PROFITS`: policy name to per-shopper profit arrays, for further paired
     statistics), is not JSON: :func:`public` drops it.
 
@@ -165,6 +174,14 @@ def evaluate(
         for label, flag in (("consent", True), ("no_consent", False))
         if np.any(first.consent == flag)
     }
+    paired = {
+        a: {
+            b: paired_interval(outcomes[a].profit, outcomes[b].profit, confidence).scaled(PER)
+            for b in order
+            if b != a
+        }
+        for a in order
+    }
     seconds["statistics"] = time.perf_counter() - start
     log(f"statistics: {seconds['statistics']:.1f} s")
     report: dict[str, Any] = to_json(
@@ -189,6 +206,7 @@ def evaluate(
             "overall": overall,
             "by_segment": by_segment,
             "by_consent": by_consent,
+            "paired_diffs_per_1000": paired,
         }
     )
     report[PROFITS] = {name: o.profit for name, o in outcomes.items()}

@@ -32,7 +32,13 @@ KPI definitions, per policy, for a group of shoppers (all, a segment, a consent 
 - ``diff_vs_never_per_1000``, ``diff_vs_best_per_1000``: paired profit differences;
   ``diff_vs_never_unpaired_per_1000``: the same difference with a Welch interval;
 - ``regret_per_1000``: oracle profit minus the policy's, paired;
-- ``profit_captured``: (policy - never) / (oracle - never), mean profits.
+- ``profit_captured``: (policy - never) / (oracle - never), mean profits;
+- ``cost_of_goods_per_1000``, ``shipping_per_1000`` (the carrier's cost),
+  ``agent_cost_per_1000``, ``future_value_per_1000``: ledger terms
+  (:mod:`envs.ledger`), for the margin from revenue to profit;
+- ``first_offer_visit``, ``first_offer_step``: when the first offer came, as the share
+  of shoppers per bin of visits (:data:`VISIT_BINS`) and of journey steps
+  (:data:`STEP_BINS`); shoppers never offered anything are in no bin.
 """
 
 from __future__ import annotations
@@ -50,6 +56,19 @@ from scipy import stats
 from agents.rollout import Outcomes
 
 PER = 1000.0  # KPIs in EUR are per 1,000 shoppers
+# (label, first, last) of the bins of first_offer_visit / first_offer_step; last None: open
+VISIT_BINS: tuple[tuple[str, int, int | None], ...] = (
+    ("1", 1, 1),
+    ("2", 2, 2),
+    ("3+", 3, None),
+)
+STEP_BINS: tuple[tuple[str, int, int | None], ...] = (
+    ("0-1", 0, 1),
+    ("2-4", 2, 4),
+    ("5-9", 5, 9),
+    ("10-19", 10, 19),
+    ("20+", 20, None),
+)
 
 
 @dataclass(frozen=True)
@@ -148,6 +167,22 @@ class Bootstrap:
 
 
 DEFAULT_BOOTSTRAP = Bootstrap()
+
+
+def binned_shares(
+    values: NDArray[Any],
+    bins: tuple[tuple[str, int, int | None], ...],
+    confidence: float = 0.95,
+) -> dict[str, Interval]:
+    """Share of all ``values`` in each ``(label, first, last)`` bin (``last`` None: open)."""
+    values = np.asarray(values)
+    out: dict[str, Interval] = {}
+    for label, first, last in bins:
+        inside = values >= first
+        if last is not None:
+            inside &= values <= last
+        out[label] = share_interval(inside, confidence)
+    return out
 
 
 def ratio_intervals(
@@ -256,6 +291,14 @@ def group_kpis(
             ),
             "diff_vs_best_per_1000": paired_interval(profit, ref.profit[rows], ci).scaled(PER),
             "regret_per_1000": paired_interval(top_profit, profit, ci).scaled(PER),
+            "cost_of_goods_per_1000": amount_interval(o.term("cost_of_goods")[rows], ci).scaled(
+                PER
+            ),
+            "shipping_per_1000": amount_interval(o.term("shipping")[rows], ci).scaled(PER),
+            "agent_cost_per_1000": amount_interval(o.term("agent_cost")[rows], ci).scaled(PER),
+            "future_value_per_1000": mean_interval(o.term("future_value")[rows], ci).scaled(PER),
+            "first_offer_visit": binned_shares(o.first_offer_visit[rows], VISIT_BINS, ci),
+            "first_offer_step": binned_shares(o.first_offer_step[rows], STEP_BINS, ci),
         }
         if whole_run:
             k["agent_utilisation"] = Interval(o.agent_busy, math.nan, math.nan)

@@ -21,8 +21,9 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from experiments.evaluate import render
+from experiments.report import ReportError, write_report
 from experiments.tracking import Tracking
-from experiments.train import EVALUATION_FILE, train
+from experiments.train import EVALUATION_FILE, RunState, train
 from experiments.trusted import TRUSTED_TARGETS
 
 
@@ -42,6 +43,15 @@ def main(cfg: DictConfig) -> float:
     console.print(f"run folder: {run_dir}")
     tracking: Tracking = instantiate(cfg.tracking)
     console.print(f"browse the runs: mlflow ui --backend-store-uri {tracking.tracking_uri}")
+    state = RunState.load(run_dir / "checkpoints")
+    if state is not None:
+        try:
+            path = write_report(
+                [state.run_id], tracking_uri=tracking.tracking_uri, out_dir=run_dir, name="report"
+            )
+            console.print(f"[bold]merchant report: {path}[/bold]")
+        except ReportError as err:  # the run is tracked; a report can be made later
+            console.print(f"[red]no merchant report: {err}[/red]")
     print(json.dumps(metrics))
     return float(captured)
 

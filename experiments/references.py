@@ -117,7 +117,7 @@ def _verdict(per_shopper: dict[str, Any], learner: str, best: str) -> dict[str, 
         "diff_per_1000": scaled.to_json(),
         "significance": word,
         "sentence": (
-            f"{learner} earns EUR {scaled.estimate:,.0f} per 1,000 shoppers "
+            f"{learner} earns EUR {abs(scaled.estimate):,.0f} per 1,000 shoppers "
             f"{'more' if scaled.estimate >= 0 else 'less'} than {best} "
             f"[95% CI {scaled.low:,.0f} to {scaled.high:,.0f}]: {word}."
         ),
