@@ -22,7 +22,8 @@ class TrainSettings:
         baselines: baseline policies the learner is compared with (names, see
             ``python -m experiments.evaluate --help`` for what exists).
         final_shoppers: shoppers of the final paired evaluation.
-        reward_scale: rewards are EUR; the learner sees them divided by this.
+        torch_threads: threads torch may use in this run; 1 is fastest for these small
+            networks, and keeps parallel sweep jobs from fighting over the cores.
         progress_bar: show a progress bar while training.
         kill_at_step: stop the run abruptly after this many timesteps (fault drills).
     """
@@ -36,7 +37,7 @@ class TrainSettings:
     checkpoint_every: int = 50_000
     baselines: tuple[str, ...] = field(default_factory=tuple)
     final_shoppers: int = 20_000
-    reward_scale: float = 10.0
+    torch_threads: int = 1
     progress_bar: bool = True
     kill_at_step: int | None = None
 
@@ -54,8 +55,10 @@ class TrainSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"training.{name} must be a whole number >= 1, got {value!r}")
-        if not self.reward_scale > 0:
-            raise ValueError(f"training.reward_scale must be > 0, got {self.reward_scale!r}")
+        if not isinstance(self.torch_threads, int) or self.torch_threads < 1:
+            raise ValueError(
+                f"training.torch_threads must be a whole number >= 1, got {self.torch_threads!r}"
+            )
         if self.kill_at_step is not None and self.kill_at_step < 1:
             raise ValueError(
                 f"training.kill_at_step must be >= 1 or null, got {self.kill_at_step!r}"

@@ -11,6 +11,7 @@ experiment once in the launching process, before any job starts.
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
@@ -157,12 +159,20 @@ class MLflowWriter(KVWriter):
         metrics = {
             key.replace("/", "."): float(value)
             for key, value in key_values.items()
-            if isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and "mlflow" not in key_excluded.get(key, ())
+            if _is_number(value) and "mlflow" not in key_excluded.get(key, ())
         }
         if metrics:
             mlflow.log_metrics(metrics, step=step, run_id=self.run_id)
 
     def close(self) -> None:
         return None
+
+
+def _is_number(value: Any) -> bool:
+    """A real number, numpy scalar or one-element tensor; not a bool or a string."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, numbers.Real | np.number):
+        return True
+    size = getattr(value, "numel", None)  # a torch tensor, without importing torch here
+    return callable(size) and size() == 1 and not getattr(value, "is_complex", lambda: False)()

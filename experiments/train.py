@@ -33,6 +33,7 @@ from typing import Any
 import hydra
 import mlflow
 import numpy as np
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
@@ -293,9 +294,11 @@ def train(cfg: DictConfig, run_dir: Path, sweep: str | None = None) -> dict[str,
     resumes); ``sweep`` names the multirun the run belongs to, if any.
     """
     scenario = scenario_from_config(cfg.scenario)
-    settings: TrainSettings = instantiate(cfg.training, _convert_="all")
-    tracking: Tracking = instantiate(cfg.tracking)
-    make_agent = instantiate(cfg.agent.model, _convert_="all")
+    trusted = {"_execution_whitelist_": TRUSTED_TARGETS}
+    settings: TrainSettings = instantiate(cfg.training, _convert_="all", **trusted)
+    tracking: Tracking = instantiate(cfg.tracking, **trusted)
+    make_agent = instantiate(cfg.agent.model, _convert_="all", **trusted)
+    torch.set_num_threads(settings.torch_threads)
     agent_name = str(cfg.agent.name)
     tags = {
         "concede.scenario": scenario.name,
