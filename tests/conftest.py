@@ -14,10 +14,13 @@
 from __future__ import annotations
 
 import copy
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 import envs
 from envs.scenario import Scenario
@@ -146,3 +149,16 @@ def tiny_market() -> Callable[..., Scenario]:
 def default_dict() -> dict[str, Any]:
     """A fresh, mutable mapping of the default scenario."""
     return envs.load_scenario("default").to_dict()
+
+
+@pytest.fixture(scope="session")
+def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite store (schema, no ``concede`` experiment), made once per
+    test process: copying it is much faster than letting MLflow create a store."""
+    path = tmp_path_factory.getbasetemp() / "mlflow-template" / "mlflow.db"
+    if not path.exists():
+        building = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
+        MlflowClient(f"sqlite:///{building / 'mlflow.db'}").search_experiments()
+        path.parent.mkdir(exist_ok=True)
+        (building / "mlflow.db").replace(path)
+    return path

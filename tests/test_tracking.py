@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,19 +21,6 @@ from omegaconf import OmegaConf
 from stable_baselines3.common.logger import Logger
 
 from experiments.tracking import MLflowWriter, PrepareStore, Tracking
-
-
-@pytest.fixture(scope="session")
-def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MLflow SQLite store with its schema and no experiment of ours."""
-    # one per test process, shared with the other test modules that make the same
-    path = tmp_path_factory.getbasetemp() / "mlflow-template" / "mlflow.db"
-    if not path.exists():
-        building = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
-        MlflowClient(f"sqlite:///{building / 'mlflow.db'}").search_experiments()
-        path.parent.mkdir(exist_ok=True)
-        (building / "mlflow.db").replace(path)
-    return path
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import math
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -112,19 +111,6 @@ def composed() -> Callable[[str], DictConfig]:
         return cache[agent]
 
     return get
-
-
-@pytest.fixture(scope="session")
-def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MLflow SQLite store with its schema and nothing else (no ``concede`` experiment)."""
-    # one per test process, shared with the other test modules that make the same
-    path = tmp_path_factory.getbasetemp() / "mlflow-template" / "mlflow.db"
-    if not path.exists():
-        building = Path(tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp()))
-        MlflowClient(f"sqlite:///{building / 'mlflow.db'}").search_experiments()
-        path.parent.mkdir(exist_ok=True)
-        (building / "mlflow.db").replace(path)
-    return path
 
 
 @pytest.fixture
