@@ -13,7 +13,7 @@ ARGS ?=
 LINT_PATHS = envs agents experiments tests
 
 .DEFAULT_GOAL := setup
-.PHONY: setup run test test-all lint bench calibrate clean distclean
+.PHONY: setup run test test-all lint bench bench-serve calibrate clean distclean
 
 setup: $(STAMP)
 
@@ -44,6 +44,10 @@ lint: setup
 
 bench: setup
 	$(PY) -m experiments.bench env
+	$(PY) -m experiments.bench evaluate
+
+bench-serve: setup
+	$(PY) -m experiments.bench_serve
 
 calibrate: setup
 	$(PY) -m experiments.calibrate

@@ -188,7 +188,7 @@ class Oracle:
             )
         scratch = self._scratch
         if scratch is None or scratch.n != core.n or scratch.stagger != core.stagger:
-            self._scratch = ShopperCore(
+            scratch = self._scratch = ShopperCore(
                 self.scenario, core.n, autoreset=False, stagger=core.stagger
             )
         rate = self.scenario.campaign_budget_per_1000 or 0.0
@@ -197,7 +197,7 @@ class Oracle:
         # the dearest offer any shopper of the cohort could be sent: what the budget must
         # still hold at the end for every admitted offer to stay eligible
         margin = float(np.max(core.expected_cost, initial=0.0))
-        self._assign, total = self._plan(self._scratch, seed, start, core.agent_capacity, margin)
+        self._assign, total = self._plan(scratch, seed, start, core.agent_capacity, margin)
         self.verified.append(total)
         self._core = core
         self._used = [int(p) for p in np.unique(self._assign)]

@@ -1,9 +1,11 @@
-"""The main job: train an agent on a scenario, evaluate it, and say what it earns.
+"""The main job: train an agent on a scenario, evaluate it, export it, report on it.
 
 ``python -m experiments.main`` (or ``make run``) trains MaskablePPO on ``default`` with
 a progress bar, evaluates it on new paired shoppers against the baselines and the
-oracle, tracks everything in the embedded MLflow store, and prints the KPI tables and
-the verdict. It takes the same Hydra overrides as ``experiments.train``::
+oracle, tracks everything in the embedded MLflow store, prints the KPI tables and the
+verdict, writes the merchant report, and exports and registers the policy
+(``concede-<scenario>``, alias ``champion`` unless it is worse than the best baseline,
+else ``challenger``). It takes the same Hydra overrides as ``experiments.train``::
 
     python -m experiments.main experiment=quick          # a first look in about a minute
     python -m experiments.main scenario=black_friday
@@ -21,6 +23,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from experiments.evaluate import render
+from experiments.register import RegisterError, register
 from experiments.report import ReportError, write_report
 from experiments.tracking import Tracking
 from experiments.train import EVALUATION_FILE, RunState, train
@@ -52,6 +55,21 @@ def main(cfg: DictConfig) -> float:
             console.print(f"[bold]merchant report: {path}[/bold]")
         except ReportError as err:  # the run is tracked; a report can be made later
             console.print(f"[red]no merchant report: {err}[/red]")
+        # a policy that is not worse than the merchant's best rule becomes the champion
+        better = report["verdict"]["significance"] != "worse"
+        try:
+            done = register(
+                state.run_id,
+                tracking_uri=tracking.tracking_uri,
+                alias="champion" if better else "challenger",
+            )
+            console.print(
+                f"[bold]registered {done.model_uri}[/bold] (version {done.version}); serve it:\n"
+                f"  MLFLOW_TRACKING_URI={tracking.tracking_uri} mlflow models serve "
+                f"-m {done.model_uri} --env-manager local -h 127.0.0.1 -p 5001"
+            )
+        except RegisterError as err:
+            console.print(f"[red]not registered: {err}[/red]")
     print(json.dumps(metrics))
     return float(captured)
 

@@ -294,10 +294,12 @@ def train(cfg: DictConfig, run_dir: Path, sweep: str | None = None) -> dict[str,
     resumes); ``sweep`` names the multirun the run belongs to, if any.
     """
     scenario = scenario_from_config(cfg.scenario)
-    trusted = {"_execution_whitelist_": TRUSTED_TARGETS}
-    settings: TrainSettings = instantiate(cfg.training, _convert_="all", **trusted)
-    tracking: Tracking = instantiate(cfg.tracking, **trusted)
-    make_agent = instantiate(cfg.agent.model, _convert_="all", **trusted)
+    trusted = TRUSTED_TARGETS
+    settings: TrainSettings = instantiate(
+        cfg.training, _convert_="all", _execution_whitelist_=trusted
+    )
+    tracking: Tracking = instantiate(cfg.tracking, _execution_whitelist_=trusted)
+    make_agent = instantiate(cfg.agent.model, _convert_="all", _execution_whitelist_=trusted)
     torch.set_num_threads(settings.torch_threads)
     agent_name = str(cfg.agent.name)
     tags = {
