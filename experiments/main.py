@@ -14,6 +14,7 @@ else ``challenger``). It takes the same Hydra overrides as ``experiments.train``
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import hydra
@@ -29,9 +30,13 @@ from experiments.tracking import Tracking
 from experiments.train import EVALUATION_FILE, RunState, train
 from experiments.trusted import TRUSTED_TARGETS
 
+QUIET_LOGGERS = ("onnx_ir", "onnxscript", "torch.onnx")  # the exporter's pass-by-pass notes
+
 
 @hydra.main(config_path="../conf", config_name="train", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> float:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     metrics = train(cfg, run_dir)
     console = Console()
