@@ -284,13 +284,18 @@ def served(model_dir: Path, workers: int, log: Path) -> Iterator[int]:
             _wait_for_ping(port, process, log)
             yield port
         finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            stop_server(process)
+
+
+def stop_server(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Stop a server started in its own session, and all its workers: TERM, then KILL."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout)
 
 
 def _wait_for_ping(port: int, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -21,8 +21,10 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
+from sb3_contrib import MaskablePPO
 
 import envs
+from agents.vec_env import ShopperVecEnv
 from envs.scenario import Scenario
 
 _SEGMENT_BASE: dict[str, Any] = {
@@ -162,3 +164,19 @@ def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path.parent.mkdir(exist_ok=True)
         (building / "mlflow.db").replace(path)
     return path
+
+
+def tiny_maskable(scenario: Scenario | str, timesteps: int = 0) -> MaskablePPO:
+    """A small MaskablePPO on 16 shoppers, trained for ``timesteps`` (none: untrained)."""
+    env = ShopperVecEnv(scenario, 16, seed=0)
+    model = MaskablePPO(
+        "MlpPolicy",
+        env,
+        n_steps=64,
+        batch_size=256,
+        n_epochs=2,
+        seed=0,
+        policy_kwargs={"net_arch": [16]},
+        device="cpu",
+    )
+    return model.learn(timesteps) if timesteps else model

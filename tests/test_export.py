@@ -18,6 +18,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import tiny_maskable
 from sb3_contrib import QRDQN, MaskablePPO, RecurrentPPO
 from stable_baselines3 import DQN, PPO
 
@@ -47,18 +48,7 @@ def _one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def trained() -> MaskablePPO:
-    env = ShopperVecEnv(SCENARIO, 16, seed=0)
-    model = MaskablePPO(
-        "MlpPolicy",
-        env,
-        n_steps=64,
-        batch_size=256,
-        n_epochs=2,
-        seed=0,
-        policy_kwargs={"net_arch": [16]},
-        device="cpu",
-    )
-    return model.learn(2048)
+    return tiny_maskable(SCENARIO, 2048)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_maskable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sb3_contrib import MaskablePPO
@@ -56,24 +57,9 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def _maskable(scenario: Scenario | str, timesteps: int = 0) -> MaskablePPO:
-    env = ShopperVecEnv(scenario, 16, seed=0)
-    model = MaskablePPO(
-        "MlpPolicy",
-        env,
-        n_steps=64,
-        batch_size=256,
-        n_epochs=2,
-        seed=0,
-        policy_kwargs={"net_arch": [16]},
-        device="cpu",
-    )
-    return model.learn(timesteps) if timesteps else model
-
-
 @pytest.fixture(scope="module")
 def trained() -> MaskablePPO:
-    return _maskable("default", 2048)
+    return tiny_maskable("default", 2048)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +76,7 @@ def runtime(policy_dir: Path) -> PolicyRuntime:
 def agent_lover(tmp_path_factory: pytest.TempPathFactory) -> PolicyRuntime:
     """A policy whose network always scores the live agent first, then free shipping."""
     scenario = envs.load_scenario("default")
-    model = _maskable(scenario)
+    model = tiny_maskable(scenario)
     names = scenario.action_names
     head: Any = model.policy.action_net
     with torch.no_grad():
@@ -200,7 +186,7 @@ def test_guardrails_equal_the_simulator_masks(
     name: str, scenario_by_name: Any, tmp_path: Path
 ) -> None:
     scenario = scenario_by_name(name)
-    runtime = PolicyRuntime.load(export_policy(_maskable(scenario), scenario, tmp_path / "p"))
+    runtime = PolicyRuntime.load(export_policy(tiny_maskable(scenario), scenario, tmp_path / "p"))
     rows = 0
     for obs, mask, context in simulator_states(scenario, steps=60):
         allowed = _allowed(runtime, columns_of(runtime, obs, context))
@@ -290,7 +276,7 @@ def test_wrong_schema_and_mismatched_files_are_refused(
 
     # the network of another export (another catalogue) beside this manifest
     stress = scenario_by_name("stress")
-    other = export_policy(_maskable(stress), stress, tmp_path / "other")
+    other = export_policy(tiny_maskable(stress), stress, tmp_path / "other")
     folder = _copy(policy_dir, tmp_path / "b")
     shutil.copyfile(other / POLICY_FILE, folder / POLICY_FILE)
     with pytest.raises(PolicyLoadError, match="another export"):
@@ -475,7 +461,7 @@ def test_money_guardrails(runtime: PolicyRuntime, scenario_by_name: Any, tmp_pat
     assert not bits[names.index("ten_percent_off")]
     # budget: black_friday has a campaign budget; none left refuses every costly offer
     scenario = scenario_by_name("black_friday")
-    rt = PolicyRuntime.load(export_policy(_maskable(scenario), scenario, tmp_path / "bf"))
+    rt = PolicyRuntime.load(export_policy(tiny_maskable(scenario), scenario, tmp_path / "bf"))
     event = rt.example_event()
     event.update(cart_value=1.4, margin_rate=0.43, shipping_fee=0.79, budget_left=0.0)
     allowed = _allowed(rt, {k: np.array([v]) for k, v in event.items()})[0]

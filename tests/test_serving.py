@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from omegaconf import open_dict
 
 from agents.runtime import OUTPUT_COLUMNS, PolicyRuntime
 from experiments import register as reg
+from experiments.bench_serve import stop_server
 from experiments.train import train
 from experiments.trusted import TRUSTED_TARGETS
 
@@ -334,13 +334,7 @@ def server(registered: reg.Registered, deployment_env: dict, tmp_path: Path) -> 
             time.sleep(0.25)
         yield url
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=20)
+        stop_server(process, timeout=20)
         log.close()
 
 
