@@ -35,13 +35,22 @@ class ShopperVecEnv(VecEnv):
         scenario: a scenario object, a shipped scenario's name or a YAML path.
         num_envs: shoppers stepped together.
         seed: seed of the first reset (``VecEnv.seed`` overrides it).
+        budget_shadow_price: for training only, under a campaign budget: each euro spent
+            from the budget also costs the learner this much, so that a shopper's reward
+            carries what the shared budget could have earned elsewhere (0: plain margin).
     """
 
     def __init__(
-        self, scenario: Scenario | str = "default", num_envs: int = 16, seed: int | None = None
+        self,
+        scenario: Scenario | str = "default",
+        num_envs: int = 16,
+        seed: int | None = None,
+        budget_shadow_price: float = 0.0,
     ) -> None:
         self.scenario = resolve_scenario(scenario)
         self.core = ShopperCore(self.scenario, num_envs, autoreset=True)
+        capped = self.scenario.campaign_budget_per_1000 is not None
+        self.budget_shadow_price = budget_shadow_price if capped else 0.0
         self.render_mode = None
         super().__init__(
             num_envs,
@@ -67,6 +76,8 @@ class ShopperVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         core = self.core
         obs, reward, terminated, truncated = core.step(self._actions)
+        if self.budget_shadow_price:
+            reward = reward - self.budget_shadow_price * core.spend.sum(axis=0)
         self._returns += core.terms
         dones = terminated | truncated
         infos = list(self._blank)

@@ -22,6 +22,10 @@ class TrainSettings:
         baselines: baseline policies the learner is compared with (names, see
             ``python -m experiments.evaluate --help`` for what exists).
         final_shoppers: shoppers of the final paired evaluation.
+        budget_shadow_price: under a campaign budget, what each euro spent from it also
+            costs the learner (training only; evaluations count plain euros): the
+            opportunity cost of a budget all shoppers share, which a per-shopper reward
+            does not see. 0 trains on the plain margin.
         torch_threads: threads torch may use in this run; 1 is fastest for these small
             networks, and keeps parallel sweep jobs from fighting over the cores.
         progress_bar: show a progress bar while training.
@@ -37,6 +41,7 @@ class TrainSettings:
     checkpoint_every: int = 50_000
     baselines: tuple[str, ...] = field(default_factory=tuple)
     final_shoppers: int = 20_000
+    budget_shadow_price: float = 0.0
     torch_threads: int = 1
     progress_bar: bool = True
     kill_at_step: int | None = None
@@ -55,6 +60,11 @@ class TrainSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"training.{name} must be a whole number >= 1, got {value!r}")
+        if not 0.0 <= self.budget_shadow_price <= 100.0:
+            raise ValueError(
+                "training.budget_shadow_price must be in [0, 100], "
+                f"got {self.budget_shadow_price!r}"
+            )
         if not isinstance(self.torch_threads, int) or self.torch_threads < 1:
             raise ValueError(
                 f"training.torch_threads must be a whole number >= 1, got {self.torch_threads!r}"

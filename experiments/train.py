@@ -167,7 +167,14 @@ class TrainingRun:
         return run.info.run_id
 
     def build(self) -> BaseAlgorithm:
-        venv = VecMonitor(ShopperVecEnv(self.scenario, self.settings.n_envs, seed=self.seed))
+        venv = VecMonitor(
+            ShopperVecEnv(
+                self.scenario,
+                self.settings.n_envs,
+                seed=self.seed,
+                budget_shadow_price=self.settings.budget_shadow_price,
+            )
+        )
         latest = self.checkpoints / "model.zip"
         assert self.state is not None
         if latest.is_file() and self.state.timesteps > 0:

@@ -471,6 +471,7 @@ def test_a_crash_mid_training_fails_the_mlflow_run_and_propagates(
         ("training.eval_shoppers", 0),
         ("training.final_shoppers", 0),
         ("training.torch_threads", 0),
+        ("training.budget_shadow_price", -1.0),
         ("training.kill_at_step", 0),
     ],
 )

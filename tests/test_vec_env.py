@@ -218,3 +218,23 @@ def test_maskable_ppo_never_gets_an_ineligible_flag(
 ) -> None:
     _, env = trained
     assert env.ineligible == 0
+
+
+@pytest.mark.parametrize(("name", "capped"), [("black_friday", True), ("default", False)])
+def test_budget_shadow_price_charges_budget_spend_only_under_a_cap(name: str, capped: bool) -> None:
+    plain = ShopperVecEnv(name, 64, seed=3)
+    priced = ShopperVecEnv(name, 64, seed=3, budget_shadow_price=2.0)
+    plain.reset()
+    priced.reset()
+    rng = np.random.default_rng(0)
+    charged = 0.0
+    for _ in range(40):
+        mask = plain.action_masks()
+        actions = np.array([rng.choice(np.flatnonzero(row)) for row in mask])
+        _, r_plain, _, _ = plain.step(actions)
+        _, r_priced, _, _ = priced.step(actions)
+        spend = priced.core.spend.sum(axis=0)
+        expected = r_plain - (2.0 * spend if capped else 0.0)
+        np.testing.assert_allclose(r_priced, expected.astype(np.float32), rtol=1e-5, atol=1e-4)
+        charged += float(spend.sum())
+    assert charged > 0.0  # concessions were paid for, so the price was (or would be) charged
