@@ -139,29 +139,41 @@ class Events:
         return {name: float(column[i]) for name, column in self.columns.items()}
 
 
+def simulator_context(core: ShopperCore) -> dict[str, np.ndarray]:
+    """The runtime's merchant-side context for every shopper of ``core`` now.
+
+    Rows are independent events: each gets the live-agent desk as the simulator's queue
+    sees it (a free agent for the shoppers the queue would serve, none for the others).
+    """
+    agents = np.flatnonzero(core.actions.agent)
+    wanting = (
+        np.asarray(core._eligible_columns(agents).any(axis=0), bool)
+        if len(agents)
+        else np.zeros(core.n, dtype=bool)
+    )
+    queue = within_capacity(wanting, core.free_agents())
+    context = {
+        "offers_made": core.interruptions.astype(float),
+        "in_chat": (core.agent_until > core.t).astype(float),
+        "agents_free": np.where(~wanting | queue, 1.0, 0.0),
+        "carrier_cost": core.traits[T["shipping_cost"]].copy(),
+    }
+    if np.isfinite(core.budget):
+        context["budget_left"] = np.full(core.n, core.budget)
+    return context
+
+
 def simulator_events(scenario: Scenario, names: tuple[str, ...], n: int, seed: int = 0) -> Events:
     """States of shoppers in a journey under random eligible actions, with their context."""
     core = ShopperCore(scenario, 256)
     obs = core.reset(seed)
     rng = np.random.default_rng(seed)
-    agents = np.flatnonzero(core.actions.agent)
     parts: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
     total = 0
     while total < n:
         mask = core.action_masks()
         alive = core.alive.copy()
-        wanting = np.asarray(
-            core._eligible_columns(agents).any(axis=0) if len(agents) else ~alive, bool
-        )
-        queue = within_capacity(wanting, core.free_agents())
-        context = {
-            "offers_made": core.interruptions.astype(float),
-            "in_chat": (core.agent_until > core.t).astype(float),
-            "agents_free": np.where(~wanting | queue, 1.0, 0.0),
-            "carrier_cost": core.traits[T["shipping_cost"]].copy(),
-        }
-        if np.isfinite(core.budget):
-            context["budget_left"] = np.full(core.n, core.budget)
+        context = simulator_context(core)
         parts.append((obs[alive], mask[alive], {k: v[alive] for k, v in context.items()}))
         total += int(alive.sum())
         obs, *_ = core.step(np.array([rng.choice(np.flatnonzero(m)) for m in mask]))

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from sb3_contrib import MaskablePPO
 
@@ -180,3 +181,19 @@ def tiny_maskable(scenario: Scenario | str, timesteps: int = 0) -> MaskablePPO:
         device="cpu",
     )
     return model.learn(timesteps) if timesteps else model
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread for a test module: the networks and batches are tiny, and on 2
+    shared cores torch's intra-op threads cost far more than they give."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained(one_torch_thread: None) -> MaskablePPO:
+    """A tiny MaskablePPO trained for 2,048 timesteps on ``default``, once per module."""
+    return tiny_maskable("default", 2048)

@@ -42,24 +42,13 @@ from agents.runtime import (
 )
 from agents.vec_env import ShopperVecEnv
 from envs.core import ShopperCore
-from envs.eligibility import within_capacity
 from envs.scenario import Scenario
-from envs.shoppers import T
+from experiments.bench_serve import simulator_context
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def trained() -> MaskablePPO:
-    return tiny_maskable("default", 2048)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -99,23 +88,10 @@ def simulator_states(
     core = ShopperCore(scenario, n)
     obs = core.reset(seed)
     rng = np.random.default_rng(seed)
-    agents = np.flatnonzero(core.actions.agent)
     for _ in range(steps):
         mask = core.action_masks()
         alive = core.alive.copy()
-        wanting = np.asarray(
-            core._eligible_columns(agents).any(axis=0) if len(agents) else np.zeros(n), bool
-        )
-        queue = within_capacity(wanting, core.free_agents())
-        context = {
-            "offers_made": core.interruptions.astype(float),
-            "in_chat": (core.agent_until > core.t).astype(float),
-            # rows are independent events: each gets the desk as the simulator's queue saw it
-            "agents_free": np.where(~wanting | queue, 1.0, 0.0),
-            "carrier_cost": core.traits[T["shipping_cost"]].copy(),
-        }
-        if np.isfinite(core.budget):
-            context["budget_left"] = np.full(n, core.budget)
+        context = simulator_context(core)
         yield obs[alive], mask[alive], {k: v[alive] for k, v in context.items()}
         choice = np.array([rng.choice(np.flatnonzero(m)) for m in mask])
         obs, *_ = core.step(choice)
