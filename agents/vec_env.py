@@ -14,6 +14,7 @@ ledger totals.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
@@ -38,6 +39,14 @@ class ShopperVecEnv(VecEnv):
         budget_shadow_price: for training only, under a campaign budget: each euro spent
             from the budget also costs the learner this much, so that a shopper's reward
             carries what the shared budget could have earned elsewhere (0: plain margin).
+            It may be changed between steps (see :mod:`agents.budget_pricing`).
+        relax_budget: for training only, under a campaign budget: lift the cap (no offer is
+            refused for want of budget) and only price the spend; the cap is then kept on
+            average by a shadow price that makes the spend match the budget.
+
+    Under a campaign budget, :attr:`budget_spent` and :attr:`budget_allowance` count the
+    euros spent from the budget and the euros the arriving shoppers brought to it since
+    the last reset.
     """
 
     def __init__(
@@ -46,11 +55,17 @@ class ShopperVecEnv(VecEnv):
         num_envs: int = 16,
         seed: int | None = None,
         budget_shadow_price: float = 0.0,
+        relax_budget: bool = False,
     ) -> None:
         self.scenario = resolve_scenario(scenario)
-        self.core = ShopperCore(self.scenario, num_envs, autoreset=True)
-        capped = self.scenario.campaign_budget_per_1000 is not None
-        self.budget_shadow_price = budget_shadow_price if capped else 0.0
+        rate = self.scenario.campaign_budget_per_1000
+        self.capped = rate is not None
+        simulated = replace(self.scenario, campaign_budget_per_1000=None) if relax_budget else None
+        self.core = ShopperCore(simulated or self.scenario, num_envs, autoreset=True)
+        self.budget_shadow_price = budget_shadow_price if self.capped else 0.0
+        self._budget_per_shopper = (rate or 0.0) / 1000.0
+        self.budget_spent = 0.0
+        self.budget_allowance = 0.0
         self.render_mode = None
         super().__init__(
             num_envs,
@@ -68,6 +83,8 @@ class ShopperVecEnv(VecEnv):
         self._reset_seeds()
         self._reset_options()
         self._returns.fill(0.0)
+        self.budget_spent = 0.0
+        self.budget_allowance = self._budget_per_shopper * self.num_envs
         return obs
 
     def step_async(self, actions: NDArray[Any]) -> None:
@@ -76,8 +93,12 @@ class ShopperVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         core = self.core
         obs, reward, terminated, truncated = core.step(self._actions)
-        if self.budget_shadow_price:
-            reward = reward - self.budget_shadow_price * core.spend.sum(axis=0)
+        if self.capped:
+            spend = core.spend.sum(axis=0)
+            self.budget_spent += float(spend.sum())
+            self.budget_allowance += self._budget_per_shopper * len(core.final_rows)
+            if self.budget_shadow_price:
+                reward = reward - self.budget_shadow_price * spend
         self._returns += core.terms
         dones = terminated | truncated
         infos = list(self._blank)

@@ -20,6 +20,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
@@ -92,6 +93,9 @@ class PrepareStore(Callback):
     """Hydra callback: create the store and experiment once, and a parent run per sweep."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # a single run's callbacks start before Hydra sets its config, which
+        # ``${hydra:runtime.cwd}`` in the output folder needs
+        HydraConfig.instance().set_config(config)
         tracking_from_config(config).activate()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

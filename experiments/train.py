@@ -39,10 +39,11 @@ from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
+from agents.budget_pricing import BudgetPricer
 from agents.learned import LearnedPolicy
 from agents.rollout import Outcomes, run_policy
 from agents.vec_env import ShopperVecEnv
@@ -67,6 +68,7 @@ class RunState:
     run_id: str
     timesteps: int = 0
     curve: list[dict[str, float]] = field(default_factory=list)
+    budget_shadow_price: float | None = None  # the learned price at the last checkpoint
 
     @classmethod
     def load(cls, folder: Path) -> RunState | None:
@@ -144,6 +146,7 @@ class TrainingRun:
         self.references: References | None = None
         self.model: BaseAlgorithm | None = None
         self.env: VecNormalize | None = None
+        self.shopper_env: ShopperVecEnv | None = None
 
     def next_multiple(self, every: int) -> int:
         done = self.state.timesteps if self.state else 0
@@ -167,16 +170,20 @@ class TrainingRun:
         return run.info.run_id
 
     def build(self) -> BaseAlgorithm:
-        venv = VecMonitor(
-            ShopperVecEnv(
-                self.scenario,
-                self.settings.n_envs,
-                seed=self.seed,
-                budget_shadow_price=self.settings.budget_shadow_price,
-            )
-        )
-        latest = self.checkpoints / "model.zip"
         assert self.state is not None
+        learned = self.settings.learns_budget_price
+        price = self.settings.fixed_budget_price
+        if learned and self.state.budget_shadow_price is not None:
+            price = self.state.budget_shadow_price
+        self.shopper_env = ShopperVecEnv(
+            self.scenario,
+            self.settings.n_envs,
+            seed=self.seed,
+            budget_shadow_price=price,
+            relax_budget=learned,
+        )
+        venv = VecMonitor(self.shopper_env)
+        latest = self.checkpoints / "model.zip"
         if latest.is_file() and self.state.timesteps > 0:
             env = VecNormalize.load(str(self.checkpoints / "vecnormalize.pkl"), venv)
             model = type(self.make_agent(env=env, seed=self.seed, device="cpu")).load(
@@ -215,6 +222,8 @@ class TrainingRun:
             self.checkpoints / "vecnormalize.pkl"
         )
         self.state.timesteps = timesteps
+        if self.settings.learns_budget_price and self.shopper_env is not None:
+            self.state.budget_shadow_price = self.shopper_env.budget_shadow_price
         self.state.save(self.checkpoints)
 
     # ------------------------------------------------------------ the whole run
@@ -223,9 +232,14 @@ class TrainingRun:
         done = self.state.timesteps
         remaining = self.settings.total_timesteps - done
         if remaining > 0:
+            callbacks: list[BaseCallback] = [_Progress(self)]
+            if self.settings.learns_budget_price and self.shopper_env is not None:
+                callbacks.append(
+                    BudgetPricer(self.shopper_env, rate=self.settings.budget_price_rate)
+                )
             self.model.learn(
                 total_timesteps=remaining,
-                callback=_Progress(self),
+                callback=CallbackList(callbacks),
                 reset_num_timesteps=done == 0,
                 progress_bar=self.settings.progress_bar,
             )
@@ -291,6 +305,8 @@ def finish(run: TrainingRun) -> dict[str, float]:
     mlflow.log_dict({"curve": run.state.curve}, "learning_curve.json")
     mlflow.log_artifact(str(run.checkpoints / "model.zip"), "model")
     mlflow.log_artifact(str(run.checkpoints / "vecnormalize.pkl"), "model")
+    if run.shopper_env is not None and run.shopper_env.capped:
+        metrics["budget_shadow_price"] = run.shopper_env.budget_shadow_price
     return metrics
 
 

@@ -37,6 +37,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 from sb3_contrib import MaskablePPO
 
+import experiments.train
 from agents.vec_env import ShopperVecEnv
 from experiments.train import (
     STATE_FILE,
@@ -97,18 +98,24 @@ def _agent_shrink(agent: str) -> list[str]:
 
 @pytest.fixture(scope="package")
 def composed() -> Callable[[str], DictConfig]:
-    """``composed(agent)``: conf/train.yaml with that agent, shrunk; composed once each."""
-    cache: dict[str, DictConfig] = {}
+    """``composed(agent, scenario)``: conf/train.yaml with that agent and scenario, shrunk;
+    composed once each."""
+    cache: dict[tuple[str, str], DictConfig] = {}
 
-    def get(agent: str) -> DictConfig:
-        if agent not in cache:
+    def get(agent: str, scenario: str = "default") -> DictConfig:
+        if (agent, scenario) not in cache:
             with initialize_config_dir(config_dir=str(CONF), job_name="test_train"):
-                cache[agent] = compose(
+                cache[agent, scenario] = compose(
                     "train",
-                    overrides=[f"agent={agent}", *SHRINK, *_agent_shrink(agent)],
+                    overrides=[
+                        f"agent={agent}",
+                        f"scenario={scenario}",
+                        *SHRINK,
+                        *_agent_shrink(agent),
+                    ],
                     return_hydra_config=False,
                 )
-        return cache[agent]
+        return cache[agent, scenario]
 
     return get
 
@@ -117,11 +124,13 @@ def composed() -> Callable[[str], DictConfig]:
 def make_cfg(
     composed: Callable[[str], DictConfig], store_template: Path, tmp_path: Path
 ) -> Callable[..., DictConfig]:
-    """``make_cfg(agent, name, **dotted)``: a copy of the shrunk config writing to
+    """``make_cfg(agent, name, scenario, **dotted)``: a copy of the shrunk config writing to
     ``tmp_path/name`` (its own MLflow store there), with ``dotted`` keys updated."""
 
-    def make(agent: str = "maskable_ppo", name: str = "out", **dotted: Any) -> DictConfig:
-        cfg = copy.deepcopy(composed(agent))
+    def make(
+        agent: str = "maskable_ppo", name: str = "out", scenario: str = "default", **dotted: Any
+    ) -> DictConfig:
+        cfg = copy.deepcopy(composed(agent, scenario))
         out = tmp_path / name
         out.mkdir(parents=True, exist_ok=True)
         if not (out / "mlflow.db").exists():
@@ -364,6 +373,52 @@ def test_killed_run_resumes_into_the_same_mlflow_run(
     assert seen == sorted(seen)
 
 
+def test_a_capped_budget_gets_a_learned_price_that_survives_a_resume(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    every = 64 * 16  # one rollout of 64 shoppers: enough purchases to see the spend
+    total, kill = 4 * every, 2 * every + 64
+    run_dir = tmp_path / "run"
+    cfg = make_cfg(
+        scenario="black_friday",
+        **{
+            "training.n_envs": 64,
+            "training.eval_every": every,
+            "training.checkpoint_every": every,
+            "training.total_timesteps": total,
+            "training.kill_at_step": kill,
+            "training.budget_price_rate": 1.0,
+        },
+    )
+    assert cfg.training.budget_shadow_price == "auto"  # the default
+    built: list[ShopperVecEnv] = []
+
+    class Recorded(ShopperVecEnv):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(self)
+            self.initial_price = self.budget_shadow_price
+
+    monkeypatch.setattr(experiments.train, "ShopperVecEnv", Recorded)
+    with pytest.raises(SimulatedKill):
+        run_train(cfg, run_dir)
+    assert built[0].initial_price == 0.0 and np.isinf(built[0].core.budget)  # cap lifted
+    saved = json.loads((run_dir / "checkpoints" / STATE_FILE).read_text())["budget_shadow_price"]
+    assert saved > 0.0  # the untrained policy offers at random, far above the budget
+    run_id = only_run(cfg).info.run_id
+    history = client_of(cfg).get_metric_history(run_id, "budget.shadow_price")
+    # the checkpoint at 2 rollouts keeps the price the second rollout was collected with
+    assert [m.value for m in history if m.step == every] == [pytest.approx(saved)]
+
+    with open_dict(cfg):
+        cfg.training.kill_at_step = None
+    metrics = run_train(cfg, run_dir)
+    assert built[1].initial_price == pytest.approx(saved)  # resumed from it, not from 0
+    assert metrics["budget_shadow_price"] == built[1].budget_shadow_price > 0.0
+    history = client_of(cfg).get_metric_history(run_id, "budget.shadow_price")
+    assert max(m.step for m in history) == total
+
+
 # ---------------------------------------------------------------- seeds
 
 
@@ -466,6 +521,9 @@ def test_a_crash_mid_training_fails_the_mlflow_run_and_propagates(
         ("training.final_shoppers", 0),
         ("training.torch_threads", 0),
         ("training.budget_shadow_price", -1.0),
+        ("training.budget_shadow_price", "sometimes"),
+        ("training.budget_shadow_price", True),
+        ("training.budget_price_rate", 0.0),
         ("training.kill_at_step", 0),
     ],
 )

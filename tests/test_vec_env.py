@@ -238,3 +238,30 @@ def test_budget_shadow_price_charges_budget_spend_only_under_a_cap(name: str, ca
         np.testing.assert_allclose(r_priced, expected.astype(np.float32), rtol=1e-5, atol=1e-4)
         charged += float(spend.sum())
     assert charged > 0.0  # concessions were paid for, so the price was (or would be) charged
+
+
+def test_relaxed_budget_refuses_nothing_for_want_of_budget_and_counts_the_spend() -> None:
+    capped = ShopperVecEnv("black_friday", 64, seed=3)
+    relaxed = ShopperVecEnv("black_friday", 64, seed=3, relax_budget=True, budget_shadow_price=1.0)
+    rate = capped.scenario.campaign_budget_per_1000
+    assert rate is not None and relaxed.scenario == capped.scenario
+    capped.reset()
+    relaxed.reset()
+    assert relaxed.budget_allowance == pytest.approx(rate * 64 / 1000)
+    rng = np.random.default_rng(0)
+    refused = spent = 0.0
+    arrivals = 64
+    for _ in range(60):
+        # offer whatever the relaxed env allows: under the cap, some is refused for budget
+        wanted = np.array([rng.choice(np.flatnonzero(row)) for row in relaxed.action_masks()])
+        refused += np.count_nonzero(~capped.action_masks()[np.arange(64), wanted])
+        capped.step(wanted)
+        _, reward, _, _ = relaxed.step(wanted)
+        assert not relaxed.core.ineligible.any()
+        spent += float(relaxed.core.spend.sum())
+        arrivals += len(relaxed.core.final_rows)
+        plain = ledger.profit(relaxed.core.terms) - relaxed.core.spend.sum(axis=0)
+        np.testing.assert_allclose(reward, plain.astype(np.float32), rtol=1e-5, atol=1e-4)
+    assert refused > 0  # the cap bites under this policy, and the relaxed env lifted it
+    assert relaxed.budget_spent == pytest.approx(spent) and spent > 0.0
+    assert relaxed.budget_allowance == pytest.approx(rate * arrivals / 1000)
