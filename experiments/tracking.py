@@ -95,7 +95,8 @@ class PrepareStore(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         # a single run's callbacks start before Hydra sets its config, which
         # ``${hydra:runtime.cwd}`` in the output folder needs
-        HydraConfig.instance().set_config(config)
+        if "hydra" in config:
+            HydraConfig.instance().set_config(config)
         tracking_from_config(config).activate()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

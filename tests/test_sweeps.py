@@ -202,3 +202,22 @@ def test_optuna_search_runs_trials_as_children_of_one_parent(tmp_path: Path) -> 
     assert best["best_value"] == pytest.approx(
         max(c.data.metrics["final/profit_captured"] for c in children)
     )
+
+
+def test_a_single_run_prepares_its_store_in_the_callback_without_warnings(
+    tmp_path: Path,
+) -> None:
+    # the default output folder, ${hydra:runtime.cwd}/outputs: started from tmp_path
+    cmd = [sys.executable, "-m", "experiments.train", "scenario=black_friday", *TINY]
+    proc = subprocess.run(
+        cmd, cwd=tmp_path, env=app_env(), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "PrepareStore" not in proc.stderr  # Hydra reports a failing callback as a warning
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("concede")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["final/budget_shadow_price"] >= 0.0
+    assert "budget.shadow_price" in run.data.metrics
