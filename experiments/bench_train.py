@@ -16,7 +16,10 @@ synchronisation than they give.
 ``batch_size=256``, default network) learning on ``ShopperVecEnv(num_envs=16)`` (under
 ``VecMonitor``, as in training) and on CartPole-v1 through ``make_vec_env(n_envs=16)``
 (``DummyVecEnv`` of Monitor-wrapped envs), the same budget each, interleaved, median of
-3 repeats. Target: ours >= 1.0x CartPole.
+3 repeats. Target: ours >= 1.0x CartPole. A third learner runs on a zero-cost env with
+our spaces (observations and actions of the scenario, nothing simulated): its ratio to
+CartPole is the ceiling any simulator of this shape could reach, since PPO's own work
+grows with the observation and action sizes.
 
 ``convergence``: MaskablePPO with the hyper-parameters of ``conf/agent/maskable_ppo.yaml``
 and ``n_envs`` of ``conf/train.yaml`` (environment wrapped as ``experiments.train`` does)
@@ -54,6 +57,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -86,7 +90,7 @@ def bench_fps(
     """PPO learning throughput on our VecEnv and on CartPole-v1, median of ``repeats``."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+    from stable_baselines3.common.vec_env import VecMonitor
 
     from agents.vec_env import ShopperVecEnv
 
@@ -95,6 +99,9 @@ def bench_fps(
     def make(kind: str) -> VecEnv:
         if kind == "ours":
             return VecMonitor(ShopperVecEnv(scenario, num_envs=n_envs, seed=seed))
+        if kind == "zero_cost":
+            shape = ShopperVecEnv(scenario, num_envs=1)
+            return VecMonitor(ZeroCostVecEnv(n_envs, shape.observation_space, shape.action_space))
         return make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed)
 
     def one(kind: str) -> float:
@@ -120,13 +127,15 @@ def bench_fps(
         env.close()
         return steps * n_envs / elapsed
 
-    rates: dict[str, list[float]] = {"ours": [], "cartpole": []}
+    rates: dict[str, list[float]] = {"ours": [], "cartpole": [], "zero_cost": []}
     env_rates: dict[str, list[float]] = {"ours": [], "cartpole": []}
     for _ in range(repeats):
-        for kind in rates:  # interleaved: both meet the same drift of a shared machine
+        for kind in rates:  # interleaved: all meet the same drift of a shared machine
             rates[kind].append(one(kind))
-            env_rates[kind].append(env_only(kind))
+            if kind in env_rates:
+                env_rates[kind].append(env_only(kind))
     ours, cartpole = (statistics.median(rates[k]) for k in ("ours", "cartpole"))
+    zero_cost = statistics.median(rates["zero_cost"])
     ours_env, cartpole_env = (statistics.median(env_rates[k]) for k in ("ours", "cartpole"))
     return {
         "benchmark": "train_fps",
@@ -144,9 +153,60 @@ def bench_fps(
         "ours_env_only_fps": ours_env,
         "cartpole_env_only_fps": cartpole_env,
         "ratio_env_only": ours_env / cartpole_env,
+        "zero_cost_fps": zero_cost,
+        "ratio_zero_cost_vs_cartpole": zero_cost / cartpole,
         "target_ratio": TARGET_FPS_RATIO,
         "ok": ours / cartpole >= TARGET_FPS_RATIO,
     }
+
+
+class ZeroCostVecEnv(VecEnv):
+    """A VecEnv that simulates nothing: zero observations of the given spaces, reward 0,
+    every journey ending after ``journey`` steps (info dicts as a real env gives them)."""
+
+    def __init__(
+        self,
+        num_envs: int,
+        observation_space: gym.spaces.Space[Any],
+        action_space: gym.spaces.Space[Any],
+        journey: int = 10,
+    ) -> None:
+        super().__init__(num_envs, observation_space, action_space)
+        self.journey = journey
+        self._t = 0
+        self._obs = np.zeros((num_envs, *(observation_space.shape or ())), np.float32)
+        self._rewards = np.zeros(num_envs, np.float32)
+
+    def reset(self) -> np.ndarray:
+        self._t = 0
+        return self._obs.copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._t += 1
+
+    def step_wait(self) -> Any:
+        ended = self._t % self.journey == 0
+        dones = np.full(self.num_envs, ended)
+        infos: list[dict[str, Any]] = [
+            {"terminal_observation": self._obs[0], "TimeLimit.truncated": False} if ended else {}
+            for _ in range(self.num_envs)
+        ]
+        return self._obs.copy(), self._rewards.copy(), dones, infos
+
+    def close(self) -> None:
+        return None
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kw: Any) -> list[Any]:
+        return [getattr(self, method_name)(*args, **kw) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
 
 
 def print_fps(result: dict[str, Any]) -> None:
@@ -157,7 +217,9 @@ def print_fps(result: dict[str, Any]) -> None:
     print(f"{'env':<36} {'timesteps/s':>12}")
     print(f"{'CartPole-v1, DummyVecEnv (reference)':<36} {result['cartpole_fps']:>12,.0f}")
     print(f"{'ShopperVecEnv (' + result['scenario'] + ')':<36} {result['ours_fps']:>12,.0f}")
+    print(f"{'zero-cost env, our spaces (ceiling)':<36} {result['zero_cost_fps']:>12,.0f}")
     print(f"ratio {result['ratio_ours_vs_cartpole']:.2f}x (target >= {TARGET_FPS_RATIO}x)")
+    print(f"ceiling {result['ratio_zero_cost_vs_cartpole']:.2f}x: PPO with nothing simulated")
     print(
         f"env alone (random actions): CartPole {result['cartpole_env_only_fps']:,.0f}, "
         f"ours {result['ours_env_only_fps']:,.0f} timesteps/s "
