@@ -36,6 +36,10 @@ class TrainSettings:
         torch_threads: threads torch may use in this run; 1 is fastest for these small
             networks, and keeps parallel sweep jobs from fighting over the cores.
         progress_bar: show a progress bar while training.
+        keep_best: the policy the run reports, logs and registers is the checkpoint that
+            earned most on the evaluation shoppers (RL curves are noisy, and the last
+            update is not always the best); the final evaluation is on new shoppers, so
+            the choice does not flatter it. False keeps the last.
         kill_at_step: stop the run abruptly after this many timesteps (fault drills).
     """
 
@@ -52,6 +56,7 @@ class TrainSettings:
     budget_price_rate: float = 0.1
     torch_threads: int = 1
     progress_bar: bool = True
+    keep_best: bool = True
     kill_at_step: int | None = None
 
     def __post_init__(self) -> None:

@@ -69,6 +69,8 @@ class RunState:
     timesteps: int = 0
     curve: list[dict[str, float]] = field(default_factory=list)
     budget_shadow_price: float | None = None  # the learned price at the last checkpoint
+    best_timesteps: int | None = None  # the best evaluated checkpoint (``keep_best``)
+    best_profit: float | None = None
 
     @classmethod
     def load(cls, folder: Path) -> RunState | None:
@@ -109,7 +111,8 @@ class _Progress(BaseCallback):
 
     def _on_step(self) -> bool:
         t = self.num_timesteps
-        if t >= self._next_eval:
+        # the last point is the trained model's, evaluated after the final update
+        if self._next_eval <= t < self.run.settings.total_timesteps:
             self.run.evaluate_point(t)
             self._next_eval += self.run.settings.eval_every
         if t >= self._next_checkpoint:
@@ -140,6 +143,7 @@ class TrainingRun:
         self.tracking = tracking
         self.run_dir = run_dir
         self.checkpoints = run_dir / "checkpoints"
+        self.best = self.checkpoints / "best"
         self.seed = seed
         self.agent_name = agent_name
         self.state: RunState | None = RunState.load(self.checkpoints)
@@ -203,7 +207,20 @@ class TrainingRun:
         point = curve_point(outcomes, self.references)
         mlflow.log_metrics({f"eval/{k}": v for k, v in point.items()}, step=timesteps)
         self.state.curve.append({"timesteps": float(timesteps), **point})
+        if self.settings.keep_best:
+            self.keep_if_best(timesteps, point["profit_per_1000"])
         return point
+
+    def keep_if_best(self, timesteps: int, profit: float) -> None:
+        """Save the model as the best checkpoint if it earned at least the best so far."""
+        assert self.model is not None and self.state is not None
+        if self.state.best_profit is not None and profit < self.state.best_profit:
+            return
+        self.best.mkdir(parents=True, exist_ok=True)
+        self.model.save(str(self.best / "model-partial.zip"))
+        (self.best / "model-partial.zip").replace(self.best / "model.zip")
+        self.state.best_timesteps, self.state.best_profit = timesteps, profit
+        self.state.save(self.checkpoints)
 
     def evaluate_policy(self, n_shoppers: int, seed: int | None = None) -> Outcomes:
         assert self.model is not None
@@ -292,6 +309,11 @@ def finish(run: TrainingRun) -> dict[str, float]:
     """The final paired evaluation on new shoppers; the KPI report, the learning curve and
     the model as artifacts (the report also in the run folder)."""
     assert run.model is not None and run.state is not None
+    chosen = run.checkpoints
+    if run.settings.keep_best and (run.best / "model.zip").is_file():
+        chosen = run.best
+        run.model = type(run.model).load(str(chosen / "model.zip"), device="cpu")
+    mlflow.set_tag("concede.model_timesteps", str(run.model.num_timesteps))
     report, metrics = final_report(
         run.scenario,
         LearnedPolicy(run.model, name=run.agent_name),
@@ -303,7 +325,7 @@ def finish(run: TrainingRun) -> dict[str, float]:
     (run.run_dir / EVALUATION_FILE).write_text(json.dumps(report))
     mlflow.log_dict(report, EVALUATION_FILE)
     mlflow.log_dict({"curve": run.state.curve}, "learning_curve.json")
-    mlflow.log_artifact(str(run.checkpoints / "model.zip"), "model")
+    mlflow.log_artifact(str(chosen / "model.zip"), "model")
     mlflow.log_artifact(str(run.checkpoints / "vecnormalize.pkl"), "model")
     if run.shopper_env is not None and run.shopper_env.capped:
         metrics["budget_shadow_price"] = run.shopper_env.budget_shadow_price

@@ -39,6 +39,7 @@ from sb3_contrib import MaskablePPO
 
 import experiments.train
 from agents.vec_env import ShopperVecEnv
+from experiments.references import curve_point
 from experiments.train import (
     STATE_FILE,
     SimulatedKill,
@@ -330,7 +331,7 @@ def test_every_agent_trains_into_mlflow(
     assert verdict["significance"] in ("better", "worse", "not significantly different")
     assert json.loads((tmp_path / "run" / "evaluation.json").read_text()) == report
     curve = json.loads(load_artifact(client, run_id, "learning_curve.json", tmp_path))["curve"]
-    assert [p["timesteps"] for p in curve] == [EVERY, TOTAL, TOTAL]
+    assert [p["timesteps"] for p in curve] == [EVERY, TOTAL]
 
 
 # ---------------------------------------------------------------- resume
@@ -417,6 +418,40 @@ def test_a_capped_budget_gets_a_learned_price_that_survives_a_resume(
     assert metrics["budget_shadow_price"] == built[1].budget_shadow_price > 0.0
     history = client_of(cfg).get_metric_history(run_id, "budget.shadow_price")
     assert max(m.step for m in history) == total
+
+
+@pytest.mark.parametrize("keep_best", [True, False])
+def test_the_logged_model_is_the_best_evaluated_checkpoint_or_the_last(
+    keep_best: bool,
+    make_cfg: Callable[..., DictConfig],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    total = 5 * EVERY
+    scripted = iter([1.0, 3.0, 2.0, 3.0, 0.0])  # the best twice: the later one is kept
+
+    def scripted_point(*args: Any, **kwargs: Any) -> dict[str, float]:
+        return {**curve_point(*args, **kwargs), "profit_per_1000": next(scripted)}
+
+    monkeypatch.setattr(experiments.train, "curve_point", scripted_point)
+    cfg = make_cfg(**{"training.total_timesteps": total, "training.keep_best": keep_best})
+    run_dir = tmp_path / "run"
+    run_train(cfg, run_dir)
+    state = json.loads((run_dir / "checkpoints" / STATE_FILE).read_text())
+    run = only_run(cfg)
+    client = client_of(cfg)
+    curve = json.loads(load_artifact(client, run.info.run_id, "learning_curve.json", tmp_path))
+    # one point per evaluation, the last one the final model's
+    assert [p["timesteps"] for p in curve["curve"]] == [EVERY * i for i in range(1, 6)]
+    local = client.download_artifacts(run.info.run_id, "model/model.zip", str(tmp_path))
+    logged = MaskablePPO.load(local, device="cpu")
+    if keep_best:
+        assert state["best_timesteps"] == 4 * EVERY and state["best_profit"] == 3.0
+        assert logged.num_timesteps == 4 * EVERY
+    else:
+        assert state["best_timesteps"] is None
+        assert logged.num_timesteps == total
+    assert run.data.tags["concede.model_timesteps"] == str(logged.num_timesteps)
 
 
 # ---------------------------------------------------------------- seeds
