@@ -73,3 +73,26 @@ def test_training_prices_a_budget_the_untrained_policy_overspends() -> None:
     assert pricer.spent > pricer.allowance
     assert venv.budget_shadow_price > 0.0
     assert np.isinf(venv.core.budget)
+
+
+def test_with_a_probe_the_price_follows_the_deployed_policys_spend_alone() -> None:
+    venv = ShopperVecEnv("black_friday", 16, seed=0, relax_budget=True)
+    probe = ShopperVecEnv("black_friday", 16, seed=1, relax_budget=True)
+    venv.reset()
+    model = MaskablePPO("MlpPolicy", venv, n_steps=16, seed=0, device="cpu")
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    pricer = BudgetPricer(venv, rate=1.0, smoothing=0.0, probe=probe, probe_steps=40)
+    pricer.init_callback(model)
+    venv.budget_spent += 1e6  # the exploring policy's spend is not what is priced
+    pricer.on_rollout_end()
+    arrived = probe.budget_allowance - 16 * 0.6  # black_friday: 600 EUR per 1,000 shoppers
+    assert arrived > 0.0  # the probe ran, its shoppers came and went
+    expected = max(0.0, probe.budget_spent / arrived - 1.0)
+    assert venv.budget_shadow_price == pytest.approx(expected)
+    assert probe.budget_shadow_price == 0.0  # the probe's rewards are not used
+
+
+def test_bad_probe_steps_are_refused() -> None:
+    venv = ShopperVecEnv("black_friday", 4, seed=0, relax_budget=True)
+    with pytest.raises(ValueError, match="probe_steps"):
+        BudgetPricer(venv, probe=venv, probe_steps=0)
