@@ -147,6 +147,10 @@ class TrainingRun:
         self.seed = seed
         self.agent_name = agent_name
         self.state: RunState | None = RunState.load(self.checkpoints)
+        if self.state is not None:
+            # points past the last checkpoint (saved with a best model) are evaluated again
+            done = self.state.timesteps
+            self.state.curve = [p for p in self.state.curve if p["timesteps"] <= done]
         self.references: References | None = None
         self.model: BaseAlgorithm | None = None
         self.env: VecNormalize | None = None

@@ -455,6 +455,36 @@ def test_the_logged_model_is_the_best_evaluated_checkpoint_or_the_last(
     assert run.data.tags["concede.model_timesteps"] == str(logged.num_timesteps)
 
 
+def test_a_best_checkpoint_past_the_last_checkpoint_survives_a_resume_once(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripted = iter([1.0, 2.0, 3.0, 0.0, 0.0])  # the best at 384, then the run dies
+
+    def scripted_point(*args: Any, **kwargs: Any) -> dict[str, float]:
+        return {**curve_point(*args, **kwargs), "profit_per_1000": next(scripted)}
+
+    monkeypatch.setattr(experiments.train, "curve_point", scripted_point)
+    cfg = make_cfg(
+        **{
+            "training.total_timesteps": 4 * EVERY,
+            "training.checkpoint_every": 2 * EVERY,  # checkpoint at 256; evals at 128, 256, 384
+            "training.kill_at_step": 3 * EVERY + 64,
+        }
+    )
+    run_dir = tmp_path / "run"
+    with pytest.raises(SimulatedKill):
+        run_train(cfg, run_dir)
+    with open_dict(cfg):
+        cfg.training.kill_at_step = None
+    run_train(cfg, run_dir)
+    run = only_run(cfg)
+    client = client_of(cfg)
+    curve = json.loads(load_artifact(client, run.info.run_id, "learning_curve.json", tmp_path))
+    assert [p["timesteps"] for p in curve["curve"]] == [EVERY, 2 * EVERY, 3 * EVERY, 4 * EVERY]
+    local = client.download_artifacts(run.info.run_id, "model/model.zip", str(tmp_path))
+    assert MaskablePPO.load(local, device="cpu").num_timesteps == 3 * EVERY  # the killed run's
+
+
 # ---------------------------------------------------------------- seeds
 
 
