@@ -55,7 +55,7 @@ class BudgetPricer(BaseCallback):
     def __init__(
         self,
         venv: ShopperVecEnv,
-        rate: float = 0.005,
+        rate: float = 0.01,
         smoothing: float = 0.8,
         max_price: float = 100.0,
         probe: ShopperVecEnv | None = None,

@@ -53,7 +53,7 @@ class TrainSettings:
     baselines: tuple[str, ...] = field(default_factory=tuple)
     final_shoppers: int = 20_000
     budget_shadow_price: float | str = "auto"
-    budget_price_rate: float = 0.005
+    budget_price_rate: float = 0.01
     torch_threads: int = 1
     progress_bar: bool = True
     keep_best: bool = True
