@@ -171,6 +171,7 @@ class ZeroCostVecEnv(VecEnv):
         action_space: gym.spaces.Space[Any],
         journey: int = 10,
     ) -> None:
+        self.render_mode = None
         super().__init__(num_envs, observation_space, action_space)
         self.journey = journey
         self._t = 0
