@@ -254,14 +254,13 @@ class TrainingRun:
         remaining = self.settings.total_timesteps - done
         if remaining > 0:
             callbacks: list[BaseCallback] = [_Progress(self)]
-            if self.settings.learns_budget_price and self.shopper_env is not None:
+            env = self.shopper_env
+            if self.settings.learns_budget_price and env is not None and env.capped:
                 # the deployed policy's spend, on shoppers of its own
                 probe = ShopperVecEnv(
                     self.scenario, self.settings.n_envs, seed=self.seed + 1, relax_budget=True
                 )
-                pricer = BudgetPricer(
-                    self.shopper_env, rate=self.settings.budget_price_rate, probe=probe
-                )
+                pricer = BudgetPricer(env, rate=self.settings.budget_price_rate, probe=probe)
                 callbacks.append(pricer)
             self.model.learn(
                 total_timesteps=remaining,

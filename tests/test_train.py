@@ -38,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from sb3_contrib import MaskablePPO
 
 import experiments.train
+from agents.budget_pricing import BudgetPricer
 from agents.vec_env import ShopperVecEnv
 from experiments.references import curve_point
 from experiments.train import (
@@ -419,6 +420,21 @@ def test_a_capped_budget_gets_a_learned_price_that_survives_a_resume(
     assert metrics["budget_shadow_price"] == built[1].budget_shadow_price > 0.0
     history = client_of(cfg).get_metric_history(run_id, "budget.shadow_price")
     assert max(m.step for m in history) == total
+
+
+def test_a_scenario_without_a_budget_trains_without_a_price(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[BudgetPricer] = []
+
+    class Recorded(BudgetPricer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(experiments.train, "BudgetPricer", Recorded)
+    metrics = run_train(make_cfg(), tmp_path / "run")  # default: no campaign budget
+    assert made == [] and "budget_shadow_price" not in metrics
 
 
 @pytest.mark.parametrize("keep_best", [True, False])
