@@ -266,10 +266,19 @@ def _free_port() -> int:
 
 
 @contextmanager
-def served(model_dir: Path, workers: int, log: Path) -> Iterator[int]:
-    """``mlflow models serve`` of ``model_dir`` on 127.0.0.1; yields its port; stops it."""
+def served(
+    model: Path | str,
+    workers: int,
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Iterator[int]:
+    """``mlflow models serve`` of ``model`` (a folder or a ``models:/`` URI) on 127.0.0.1,
+    in ``env`` (this one's, with the venv's tools on PATH, by default); yields its port
+    once it answers ``/ping``; stops it and its workers."""
     port = _free_port()
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if env is None:
+        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     with log.open("w") as out:
         process = subprocess.Popen(
             [
@@ -277,7 +286,7 @@ def served(model_dir: Path, workers: int, log: Path) -> Iterator[int]:
                 "models",
                 "serve",
                 "-m",
-                str(model_dir),
+                str(model),
                 "--env-manager",
                 "local",
                 "-h",
@@ -290,6 +299,7 @@ def served(model_dir: Path, workers: int, log: Path) -> Iterator[int]:
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=cwd,
             start_new_session=True,
         )
         try:

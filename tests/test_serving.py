@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ from omegaconf import open_dict
 
 from agents.runtime import OUTPUT_COLUMNS, PolicyRuntime
 from experiments import register as reg
-from experiments.bench_serve import stop_server
+from experiments.bench_serve import served
 from experiments.train import train
 from experiments.trusted import TRUSTED_TARGETS
 
@@ -285,57 +283,13 @@ def test_the_pyfunc_loads_without_the_repository_and_unpickles_nothing(
 # ---------------------------------------------------------------- HTTP
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(registered: reg.Registered, deployment_env: dict, tmp_path: Path) -> Iterator[str]:
     """``mlflow models serve`` of the champion on 127.0.0.1; its base URL."""
-    port = _free_port()
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            "models:/concede-default@champion",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=deployment_env,
-        cwd=tmp_path,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise AssertionError((tmp_path / "server.log").read_text()[-3000:])
-            try:
-                if requests.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("no /ping answer in 120 s")
-            time.sleep(0.25)
-        yield url
-    finally:
-        stop_server(process, timeout=20)
-        log.close()
+    model = "models:/concede-default@champion"
+    log = tmp_path / "server.log"
+    with served(model, workers=1, log=log, env=deployment_env, cwd=tmp_path) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _post(url: str, body: str) -> requests.Response:
