@@ -325,13 +325,15 @@ def _wait_for_ping(port: int, process: subprocess.Popen[bytes], log: Path) -> No
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             connection.request("GET", "/ping")
             if connection.getresponse().status == 200:
                 return
         except OSError:
             pass
+        finally:
+            connection.close()
         time.sleep(0.2)
     raise RuntimeError(f"no /ping answer on port {port} in 120 s")
 
