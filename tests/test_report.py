@@ -38,21 +38,22 @@ from hydra.utils import execution_whitelist
 from mlflow.tracking import MlflowClient
 
 import envs
-from experiments.evaluate import PROFITS, evaluate, public
-from experiments.kpis import PER, Bootstrap, paired_interval
-from experiments.report import (
+from experiments.config.trusted import TRUSTED_TARGETS
+from experiments.evaluation.kpis import PER, Bootstrap, paired_interval
+from experiments.evaluation.paired import PROFITS, evaluate, public
+from experiments.report import main
+from experiments.reporting import (
     ReportError,
     Source,
     build_figures,
-    difference,
     load_evaluation_file,
-    main,
-    waterfall,
     write_report,
 )
-from experiments.tracking import PARENT_TAG, SWEEP_TAG, Tracking
-from experiments.train import train
-from experiments.trusted import TRUSTED_TARGETS
+from experiments.reporting.figures import waterfall
+from experiments.reporting.verdict import difference
+from experiments.tracking.names import PARENT_TAG, SWEEP_TAG
+from experiments.tracking.store import Tracking
+from experiments.training.job import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

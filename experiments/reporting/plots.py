@@ -1,7 +1,7 @@
 """The plots of the merchant report: matplotlib (Agg) figures as embedded SVG data URIs.
 
 :func:`make_plots` draws every plot of the figures built by
-:func:`experiments.report.build_figures` and returns them by key
+:func:`experiments.reporting.figures.build_figures` and returns them by key
 (``"<scenario>/<plot>"``) as ``data:image/svg+xml;base64,...`` strings, for ``<img>``
 tags: the HTML stays one file, opens offline, and an image's ids cannot clash with
 another's. Plots only show figures that are in the report's JSON.
@@ -22,7 +22,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from experiments.report import NEVER, est, eur, pct
+from agents.registry import NEVER
+from experiments.evaluation.formatting import eur, pct
+from experiments.reporting.intervals import est
 
 GREEN, BLUE, PINK, GREY, ORANGE, SKY, RED = (
     "#009E73",

@@ -1,9 +1,10 @@
 """The merchant report as one self-contained HTML page: no scripts, no external files.
 
-:func:`render` lays out the figures of :func:`experiments.report.build_figures` with the
-plots of :func:`experiments.report_plots.make_plots` (SVG data URIs): the verdict first,
-then per scenario the tables (at most six columns, intervals under each figure), the
-plots and short explanations, the runs asked for (failed ones included) and a glossary.
+:func:`render` lays out the figures of :func:`experiments.reporting.figures.build_figures`
+with the plots of :func:`experiments.reporting.plots.make_plots` (SVG data URIs): the
+verdict first, then per scenario the tables (at most six columns, intervals under each
+figure), the plots and short explanations, the runs asked for (failed ones included) and
+a glossary.
 Every text is escaped; styles are inline in the page, fonts are the reader's own.
 """
 
@@ -13,7 +14,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from experiments.report import PER, est, eur, pct
+from experiments.evaluation.formatting import eur, pct
+from experiments.reporting.intervals import PER, est
 
 
 def _name(policy: str) -> str:
