@@ -19,7 +19,7 @@ setup: $(STAMP)
 
 # Re-runs only when pyproject.toml changes, the venv is new, or a top-level package
 # appears (the editable install maps the packages that exist when it runs).
-PKG_INITS = $(wildcard envs/__init__.py agents/__init__.py experiments/__init__.py)
+PKG_INITS = $(wildcard envs/__init__.py agents/__init__.py experiments/__init__.py conf/__init__.py)
 
 $(STAMP): pyproject.toml $(PKG_INITS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,7 +47,7 @@ bench: setup
 	$(PY) -m experiments.bench evaluate
 
 bench-serve: setup
-	$(PY) -m experiments.bench_serve
+	$(PY) -m experiments.bench serve
 
 calibrate: setup
 	$(PY) -m experiments.calibrate

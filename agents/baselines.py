@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+import conf
 from envs.catalogue import ActionTable, compile_actions
 from envs.observation import feature_schema
 from envs.scenario import ConcessionKind, Scenario
@@ -355,7 +356,7 @@ def rules_dir() -> Path:
     override = os.environ.get(RULES_DIR_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "conf" / "rules"
+    return conf.folder("rules")
 
 
 def available_rule_sets(folder: Path | None = None) -> list[str]:

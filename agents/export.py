@@ -8,7 +8,7 @@
   MaskablePPO), the Q-values for DQN, the mean of the quantiles for QR-DQN. One file, its
   weights inside (no ``.onnx.data``), opset 18.
 - ``manifest.json``: what the network means and the rules around it, read by
-  :mod:`agents.runtime`: the schema version; the features in column order (bounds,
+  :mod:`agents.serving.runtime`: the schema version; the features in column order (bounds,
   binary or continuous, consent-gated or not, normalisation) and the list of the
   consent-gated ones; the merchant-side context a decision needs; the action catalogue
   with its cost model and eligibility rules; the guardrails and caps; how an action is
@@ -45,7 +45,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.dqn.policies import DQNPolicy
 
-from agents.runtime import (
+from agents.serving.runtime import (
     FORMAT,
     MANIFEST_FILE,
     POLICY_FILE,
@@ -134,7 +134,8 @@ def export_policy(
         out_dir: a new or empty directory.
         run_id: the MLflow training run, recorded in the manifest.
         agent: the agent's config name (``maskable_ppo``...), recorded in the manifest.
-        kpis: the KPIs at export (see :func:`kpis_from_report`), recorded in the manifest.
+        kpis: the KPIs at export (the policy's headline figures and verdict), recorded in
+            the manifest.
         normalisation: what the network expects of its input; identity by default.
 
     Returns the directory. Raises :class:`ExportError` if the model does not fit the
@@ -441,32 +442,3 @@ def write_manifest(manifest: Mapping[str, Any], path: Path) -> None:
         handle.write("\n")
     os.replace(tmp, path)
 
-
-KPI_KEYS = (
-    "profit_per_1000",
-    "profit_captured",
-    "conversion",
-    "giveaway_rate",
-    "offer_rate",
-    "spend_per_1000",
-    "interruptions_per_shopper",
-    "harassment_exits",
-    "diff_vs_never_per_1000",
-)
-
-
-def kpis_from_report(report: Mapping[str, Any], learner: str | None = None) -> dict[str, Any]:
-    """The learner's headline KPIs (estimate and interval) and verdict from ``evaluation.json``."""
-    verdict = report.get("verdict") or {}
-    name = learner or verdict.get("learner")
-    overall = report.get("overall", {})
-    if name not in overall:
-        raise ExportError(f"the evaluation report has no policy {name!r}: {sorted(overall)}")
-    mine = overall[name]
-    return {
-        "policy": name,
-        "n_shoppers": report.get("n_shoppers"),
-        "seed": report.get("seed"),
-        "metrics": {k: mine[k] for k in KPI_KEYS if isinstance(mine.get(k), dict)},
-        "verdict": {k: verdict.get(k) for k in ("best_baseline", "significance", "sentence")},
-    }

@@ -271,6 +271,11 @@ class ShopperCore:
             columns=(columns, None) if isinstance(columns, slice) else columns[:, None],
         )
 
+    def wants_agent(self) -> BoolArray:
+        """Shoppers eligible for a live agent now, before the desk's capacity is applied
+        ``(n,)``: the queue of :meth:`action_masks` serves the first of them, in row order."""
+        return np.asarray(self._eligible_columns(self._agent_columns).any(axis=0), dtype=bool)
+
     def _agent_queue(self, agent_eligible: BoolArray) -> BoolArray:
         """Shoppers who may have a live agent now: the free agents go to the first
         shoppers eligible for one, in row order, in the masks and in the step alike, so

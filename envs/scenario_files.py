@@ -1,6 +1,7 @@
 """Shipped scenarios by name, and scenario files by path.
 
-The shipped scenarios are the YAML files of the Hydra config group ``conf/scenario/``:
+The shipped scenarios are the YAML files of the Hydra config group ``conf/scenario/``
+(package data of the ``conf`` package):
 one source for Hydra sweeps and for ``gymnasium.make(..., scenario="black_friday")``.
 A file may start from another of its folder with a Hydra defaults list
 (``defaults: [default, _self_]``): its own keys are merged over the named file, maps
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import conf
 from envs.scenario import Scenario, ScenarioError
 
 SCENARIO_DIR_ENV = "CONCEDE_SCENARIO_DIR"
@@ -26,7 +28,7 @@ def scenario_dir() -> Path:
     override = os.environ.get(SCENARIO_DIR_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "conf" / "scenario"
+    return conf.folder("scenario")
 
 
 def available_scenarios() -> list[str]:

@@ -9,6 +9,11 @@ else ``challenger``). It takes the same Hydra overrides as ``experiments.train``
 
     python -m experiments.main experiment=quick          # a first look in about a minute
     python -m experiments.main scenario=black_friday
+    python -m experiments.main -m scenario=default,luxury hydra/launcher=joblib
+
+A multirun groups its runs under one parent run and tags them with their sweep, as
+``python -m experiments.train -m`` does; each job writes its own report and registers
+its own policy.
 """
 
 from __future__ import annotations
@@ -23,24 +28,30 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich.console import Console
 
-from experiments.evaluate import render
-from experiments.register import RegisterError, register
-from experiments.report import ReportError, write_report
-from experiments.tracking import Tracking
-from experiments.train import EVALUATION_FILE, RunState, train
-from experiments.trusted import TRUSTED_TARGETS
+from experiments.config import CONFIG_PATH
+from experiments.config.trusted import TRUSTED_TARGETS
+from experiments.evaluation.console import render
+from experiments.evaluation.evaluation_file import EVALUATION_FILE, read_evaluation
+from experiments.tracking.callback import sweep_name
+from experiments.tracking.store import Tracking
+from experiments.training.job import train
+from experiments.training.publish import publish_run
+from experiments.training.state import CHECKPOINTS, RunState
 
 QUIET_LOGGERS = ("onnx_ir", "onnxscript", "torch.onnx")  # the exporter's pass-by-pass notes
 
 
-@hydra.main(config_path="../conf", config_name="train", execution_whitelist=TRUSTED_TARGETS)
+@hydra.main(config_path=CONFIG_PATH, config_name="train", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> float:
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    metrics = train(cfg, run_dir)
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN"
+    sweep = sweep_name(str(hydra_cfg.sweep.dir)) if multirun else None
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    metrics = train(cfg, run_dir, sweep)
     console = Console()
-    report = json.loads((run_dir / EVALUATION_FILE).read_text())
+    report = read_evaluation(run_dir / EVALUATION_FILE)
     render(report, console)
     console.print(f"\n[bold]{report['verdict']['sentence']}[/bold]")
     captured = metrics["profit_captured"]
@@ -49,32 +60,24 @@ def main(cfg: DictConfig) -> float:
         "(the oracle sees hidden shopper state: 100% is out of reach by design)"
     )
     console.print(f"run folder: {run_dir}")
-    tracking: Tracking = instantiate(cfg.tracking)
+    tracking: Tracking = instantiate(cfg.tracking, _execution_whitelist_=TRUSTED_TARGETS)
     console.print(f"browse the runs: mlflow ui --backend-store-uri {tracking.tracking_uri}")
-    state = RunState.load(run_dir / "checkpoints")
+    state = RunState.load(run_dir / CHECKPOINTS)
     if state is not None:
-        try:
-            path = write_report(
-                [state.run_id], tracking_uri=tracking.tracking_uri, out_dir=run_dir, name="report"
-            )
-            console.print(f"[bold]merchant report: {path}[/bold]")
-        except ReportError as err:  # the run is tracked; a report can be made later
-            console.print(f"[red]no merchant report: {err}[/red]")
-        # a policy that is not worse than the merchant's best rule becomes the champion
-        better = report["verdict"]["significance"] != "worse"
-        try:
-            done = register(
-                state.run_id,
-                tracking_uri=tracking.tracking_uri,
-                alias="champion" if better else "challenger",
-            )
+        done = publish_run(state.run_id, report, tracking.tracking_uri, run_dir)
+        if done.report is not None:
+            console.print(f"[bold]merchant report: {done.report}[/bold]")
+        else:  # the run is tracked; a report can be made later
+            console.print(f"[red]no merchant report: {done.report_error}[/red]")
+        if done.registered is not None:
+            reg = done.registered
             console.print(
-                f"[bold]registered {done.model_uri}[/bold] (version {done.version}); serve it:\n"
+                f"[bold]registered {reg.model_uri}[/bold] (version {reg.version}); serve it:\n"
                 f"  MLFLOW_TRACKING_URI={tracking.tracking_uri} mlflow models serve "
-                f"-m {done.model_uri} --env-manager local -h 127.0.0.1 -p 5001"
+                f"-m {reg.model_uri} --env-manager local -h 127.0.0.1 -p 5001"
             )
-        except RegisterError as err:
-            console.print(f"[red]not registered: {err}[/red]")
+        else:
+            console.print(f"[red]not registered: {done.register_error}[/red]")
     print(json.dumps(metrics))
     return float(captured)
 

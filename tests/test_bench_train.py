@@ -7,7 +7,7 @@ import pytest
 from stable_baselines3.common.vec_env import VecMonitor
 
 from agents.vec_env import ShopperVecEnv
-from experiments.bench_train import ZeroCostVecEnv, bench_fps, print_fps
+from experiments.benchmarks.train import ZeroCostVecEnv, bench_fps, print_fps
 
 pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),

@@ -10,7 +10,7 @@ import pytest
 
 from envs import load_scenario
 from envs.scenario import Calibration
-from experiments.calibrate import (
+from experiments.calibration.fit import (
     DATA,
     TOLERANCE,
     observed_rates,

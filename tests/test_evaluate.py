@@ -17,8 +17,9 @@ from rich.console import Console
 import envs
 from agents.oracle import Oracle
 from agents.registry import UnknownPolicyError, build_policies
-from experiments.evaluate import PROFITS, evaluate, public, run, with_references
-from experiments.kpis import Bootstrap
+from experiments.evaluate import run
+from experiments.evaluation.kpis import Bootstrap
+from experiments.evaluation.paired import PROFITS, evaluate, public, with_references
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -28,7 +29,7 @@ SMALL = ["n_shoppers=600", "cohort_size=600", "bootstrap.n_resamples=100", "orac
 @pytest.fixture(scope="module")
 def results() -> dict[str, dict[str, Any]]:
     """One small evaluation of the default policy list per shipped scenario."""
-    from experiments.evaluate import DEFAULT_POLICIES
+    from experiments.evaluation.paired import DEFAULT_POLICIES
 
     return {
         name: evaluate(
@@ -146,7 +147,7 @@ def test_hydra_composes_every_scenario_like_the_loader(shipped_name: str, tmp_pa
                 f"output={tmp_path}/e.json",
             ],
         )
-    from experiments.evaluate import scenario_from_config
+    from experiments.config.scenarios import scenario_from_config
 
     assert scenario_from_config(cfg.scenario).digest() == envs.load_scenario(shipped_name).digest()
     if shipped_name == "grocery":

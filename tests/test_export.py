@@ -27,11 +27,11 @@ from agents.export import (
     ExportError,
     Normalisation,
     export_policy,
-    kpis_from_report,
 )
-from agents.runtime import RULE_NAMES, SCHEMA_VERSION, PolicyRuntime, manifest_digest
+from agents.serving.runtime import RULE_NAMES, SCHEMA_VERSION, PolicyRuntime, manifest_digest
 from agents.vec_env import ShopperVecEnv
 from envs.observation import feature_schema
+from experiments.evaluation.evaluation_file import EvaluationFileError, kpis_from_report
 
 SCENARIO = "default"
 
@@ -245,5 +245,5 @@ def test_kpis_from_an_evaluation_report() -> None:
     kpis = kpis_from_report(report)
     assert kpis["metrics"] == {"profit_per_1000": interval, "conversion": interval}
     assert kpis["verdict"] == {"best_baseline": "never", "significance": "better", "sentence": "s"}
-    with pytest.raises(ExportError, match="no policy"):
+    with pytest.raises(EvaluationFileError, match="no policy"):
         kpis_from_report(report, "dqn")

@@ -16,8 +16,7 @@ import envs
 from agents.registry import build_policy
 from agents.rollout import run_policy
 from envs.scenario import Scenario
-from experiments.evaluate import evaluate, public
-from experiments.kpis import (
+from experiments.evaluation.kpis import (
     Bootstrap,
     Interval,
     mean_interval,
@@ -27,6 +26,7 @@ from experiments.kpis import (
     to_json,
     unpaired_interval,
 )
+from experiments.evaluation.paired import evaluate, public
 
 # One cart: price 100, fee 5, cost of goods 60, carrier 6 (conftest's THING). "sure"
 # shoppers buy at step 3 whatever happens; "stuck" ones, made very price sensitive, never

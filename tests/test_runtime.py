@@ -31,7 +31,7 @@ from stable_baselines3 import PPO
 
 import envs
 from agents.export import export_policy
-from agents.runtime import (
+from agents.serving.runtime import (
     MANIFEST_FILE,
     POLICY_FILE,
     Decision,
@@ -40,10 +40,10 @@ from agents.runtime import (
     PolicyRuntime,
     manifest_digest,
 )
+from agents.serving.simulator_events import simulator_context
 from agents.vec_env import ShopperVecEnv
 from envs.core import ShopperCore
 from envs.scenario import Scenario
-from experiments.bench_serve import simulator_context
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -287,7 +287,7 @@ def test_the_runtime_imports_neither_torch_nor_sb3_nor_hydra_and_unpickles_nothi
             raise AssertionError("pickle used")
         pickle.load = pickle.loads = refuse
         pickle.Unpickler = refuse
-        from agents.runtime import PolicyRuntime
+        from agents.serving.runtime import PolicyRuntime
         runtime = PolicyRuntime.load({str(policy_dir)!r})
         decision = runtime.decide(runtime.example_event())
         forbidden = ("torch", "stable_baselines3", "sb3_contrib", "hydra", "omegaconf",

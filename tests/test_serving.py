@@ -32,11 +32,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import open_dict
 
-from agents.runtime import OUTPUT_COLUMNS, PolicyRuntime
-from experiments import register as reg
-from experiments.bench_serve import served
-from experiments.train import train
-from experiments.trusted import TRUSTED_TARGETS
+from agents.serving.runtime import OUTPUT_COLUMNS, PolicyRuntime
+from agents.serving.server import served
+from experiments.config.trusted import TRUSTED_TARGETS
+from experiments.register import main as register_main
+from experiments.tracking import registry as reg
+from experiments.training.job import train
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -180,7 +181,7 @@ def test_register_logs_a_model_from_code_and_sets_aliases(
     } <= files
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".cloudpickle"))]
     assert (local / "code" / "concede_runtime.py").read_bytes() == (
-        ROOT / "agents" / "runtime.py"
+        ROOT / "agents" / "serving" / "runtime.py"
     ).read_bytes()
     meta = mlflow.models.Model.load(str(local))
     assert "model_code_path" in meta.flavors["python_function"]
@@ -213,7 +214,7 @@ def test_register_refuses_what_it_cannot_register(
     reg._check_promotion("challenger", worse, force=False)
     with pytest.raises(reg.RegisterError, match="not a Stable-Baselines3"):
         reg.algorithm_class("os.system")
-    assert reg.main(["--run-id", "nope", "--tracking-uri", uri]) == 2
+    assert register_main(["--run-id", "nope", "--tracking-uri", uri]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
 
 

@@ -20,7 +20,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from stable_baselines3.common.logger import Logger
 
-from experiments.tracking import MLflowWriter, PrepareStore, Tracking
+from experiments.tracking.callback import PrepareStore
+from experiments.tracking.sb3_writer import MLflowWriter
+from experiments.tracking.store import Tracking
 
 
 @pytest.fixture

@@ -37,18 +37,15 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 from sb3_contrib import MaskablePPO
 
-import experiments.train
+import experiments.training.run
 from agents.budget_pricing import BudgetPricer
 from agents.vec_env import ShopperVecEnv
-from experiments.references import curve_point
-from experiments.train import (
-    STATE_FILE,
-    SimulatedKill,
-    TrainingRun,
-    scenario_from_config,
-    train,
-)
-from experiments.trusted import TRUSTED_TARGETS
+from experiments.config.scenarios import scenario_from_config
+from experiments.config.trusted import TRUSTED_TARGETS
+from experiments.evaluation.references import curve_point
+from experiments.training.job import train
+from experiments.training.run import TrainingRun
+from experiments.training.state import STATE_FILE, SimulatedKill
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -402,7 +399,7 @@ def test_a_capped_budget_gets_a_learned_price_that_survives_a_resume(
                 built.append(self)
             self.initial_price = self.budget_shadow_price
 
-    monkeypatch.setattr(experiments.train, "ShopperVecEnv", Recorded)
+    monkeypatch.setattr(experiments.training.run, "ShopperVecEnv", Recorded)
     with pytest.raises(SimulatedKill):
         run_train(cfg, run_dir)
     assert built[0].initial_price == 0.0 and np.isinf(built[0].core.budget)  # cap lifted
@@ -432,7 +429,7 @@ def test_a_scenario_without_a_budget_trains_without_a_price(
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    monkeypatch.setattr(experiments.train, "BudgetPricer", Recorded)
+    monkeypatch.setattr(experiments.training.run, "BudgetPricer", Recorded)
     metrics = run_train(make_cfg(), tmp_path / "run")  # default: no campaign budget
     assert made == [] and "budget_shadow_price" not in metrics
 
@@ -450,7 +447,7 @@ def test_the_logged_model_is_the_best_evaluated_checkpoint_or_the_last(
     def scripted_point(*args: Any, **kwargs: Any) -> dict[str, float]:
         return {**curve_point(*args, **kwargs), "profit_per_1000": next(scripted)}
 
-    monkeypatch.setattr(experiments.train, "curve_point", scripted_point)
+    monkeypatch.setattr(experiments.training.run, "curve_point", scripted_point)
     cfg = make_cfg(**{"training.total_timesteps": total, "training.keep_best": keep_best})
     run_dir = tmp_path / "run"
     run_train(cfg, run_dir)
@@ -479,7 +476,7 @@ def test_a_best_checkpoint_past_the_last_checkpoint_survives_a_resume_once(
     def scripted_point(*args: Any, **kwargs: Any) -> dict[str, float]:
         return {**curve_point(*args, **kwargs), "profit_per_1000": next(scripted)}
 
-    monkeypatch.setattr(experiments.train, "curve_point", scripted_point)
+    monkeypatch.setattr(experiments.training.run, "curve_point", scripted_point)
     cfg = make_cfg(
         **{
             "training.total_timesteps": 4 * EVERY,

@@ -18,8 +18,8 @@ from agents.policy import Policy
 from agents.registry import NEVER, ORACLE, build_policies
 from agents.rollout import Outcomes
 from envs.scenario import Scenario
-from experiments.evaluate import PROFITS, evaluate, public, run_all, with_references
-from experiments.kpis import PER, paired_interval
+from experiments.evaluation.kpis import PER, paired_interval
+from experiments.evaluation.paired import PROFITS, evaluate, public, run_all, with_references
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def final_report(
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """The full paired evaluation of the learner beside the baselines and the oracle.
 
-    Returns the KPI report, JSON-ready (as :func:`experiments.evaluate.evaluate`, plus a
+    Returns the KPI report, JSON-ready (as :func:`experiments.evaluation.paired.evaluate`, plus a
     ``verdict``: the learner's paired profit difference with the best *baseline*, with
     its interval) and the headline metrics.
     """

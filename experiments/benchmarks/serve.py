@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m experiments.bench_serve                  # about 3 minutes
-    python -m experiments.bench_serve --quick          # 5 s per HTTP run, a smoke test
-    python -m experiments.bench_serve --skip-http      # in process only (about 20 s)
+    python -m experiments.bench serve               # about 3 minutes
+    python -m experiments.bench serve --quick       # 5 s per HTTP run, a smoke test
+    python -m experiments.bench serve --skip-http   # in process only (about 20 s)
 
 The policy is a MaskablePPO with the default agent's network (net_arch [64, 64]),
 trained briefly (``--train-timesteps``) or loaded from ``--model`` (an SB3 ``.zip``);
@@ -23,7 +23,7 @@ In process (one thread: torch and onnxruntime both on 1 thread):
 
 Over HTTP (``mlflow models serve --env-manager local`` on 127.0.0.1, ``--workers``
 uvicorn workers; the venv's ``bin`` first on PATH): our pyfunc (runtime + validation,
-``experiments.register.save_policy_model``) against two stock ways of serving the same
+``agents.serving.packaging.save_policy_model``) against two stock ways of serving the same
 ``policy.onnx`` with no validation, both with a ``double`` column signature of the
 features: ``stock``, the ``mlflow.onnx`` flavor (its pyfunc answers the 11 scores per
 event), and ``plain``, a minimal models-from-code pyfunc answering the argmax action.
@@ -46,16 +46,12 @@ import http.client
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -66,12 +62,11 @@ from sb3_contrib import MaskablePPO
 
 import envs
 from agents.export import POLICY_FILE, export_policy
-from agents.runtime import PolicyRuntime
+from agents.serving.runtime import PolicyRuntime
+from agents.serving.server import served
+from agents.serving.simulator_events import Events, simulator_events
 from agents.vec_env import ShopperVecEnv
-from envs.core import ShopperCore
-from envs.eligibility import within_capacity
 from envs.scenario import Scenario
-from envs.shoppers import T
 
 TARGETS = {
     "decide_p50_us": 20.0,
@@ -82,7 +77,6 @@ TARGETS = {
     "http_p99_vs_stock": 1.1,
     "http_256_decisions_per_s": 20_000.0,
 }
-BIN = Path(sys.executable).parent
 PLAIN_MODEL_CODE = '''
 import mlflow
 import numpy as np
@@ -125,64 +119,6 @@ def trained_policy(scenario: Scenario, timesteps: int, model_path: str | None) -
         device="cpu",
     )
     return model.learn(timesteps)
-
-
-@dataclass
-class Events:
-    """``n`` simulator states: observations, the simulator's masks, runtime columns."""
-
-    obs: np.ndarray
-    masks: np.ndarray
-    columns: dict[str, np.ndarray]
-
-    def event(self, i: int) -> dict[str, float]:
-        return {name: float(column[i]) for name, column in self.columns.items()}
-
-
-def simulator_context(core: ShopperCore) -> dict[str, np.ndarray]:
-    """The runtime's merchant-side context for every shopper of ``core`` now.
-
-    Rows are independent events: each gets the live-agent desk as the simulator's queue
-    sees it (a free agent for the shoppers the queue would serve, none for the others).
-    """
-    agents = np.flatnonzero(core.actions.agent)
-    wanting = (
-        np.asarray(core._eligible_columns(agents).any(axis=0), bool)
-        if len(agents)
-        else np.zeros(core.n, dtype=bool)
-    )
-    queue = within_capacity(wanting, core.free_agents())
-    context = {
-        "offers_made": core.interruptions.astype(float),
-        "in_chat": (core.agent_until > core.t).astype(float),
-        "agents_free": np.where(~wanting | queue, 1.0, 0.0),
-        "carrier_cost": core.traits[T["shipping_cost"]].copy(),
-    }
-    if np.isfinite(core.budget):
-        context["budget_left"] = np.full(core.n, core.budget)
-    return context
-
-
-def simulator_events(scenario: Scenario, names: tuple[str, ...], n: int, seed: int = 0) -> Events:
-    """States of shoppers in a journey under random eligible actions, with their context."""
-    core = ShopperCore(scenario, 256)
-    obs = core.reset(seed)
-    rng = np.random.default_rng(seed)
-    parts: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
-    total = 0
-    while total < n:
-        mask = core.action_masks()
-        alive = core.alive.copy()
-        context = simulator_context(core)
-        parts.append((obs[alive], mask[alive], {k: v[alive] for k, v in context.items()}))
-        total += int(alive.sum())
-        obs, *_ = core.step(np.array([rng.choice(np.flatnonzero(m)) for m in mask]))
-    all_obs = np.concatenate([p[0] for p in parts])[:n]
-    all_masks = np.concatenate([p[1] for p in parts])[:n]
-    columns = {f: np.ascontiguousarray(all_obs[:, i]) for i, f in enumerate(names)}
-    for key in parts[0][2]:
-        columns[key] = np.concatenate([p[2][key] for p in parts])[:n]
-    return Events(np.ascontiguousarray(all_obs), all_masks, columns)
 
 
 # ---------------------------------------------------------------- in process
@@ -257,85 +193,6 @@ def bench_in_process(
 
 
 # ---------------------------------------------------------------- over HTTP
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def served(
-    model: Path | str,
-    workers: int,
-    log: Path,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> Iterator[int]:
-    """``mlflow models serve`` of ``model`` (a folder or a ``models:/`` URI) on 127.0.0.1,
-    in ``env`` (this one's, with the venv's tools on PATH, by default); yields its port
-    once it answers ``/ping``; stops it and its workers."""
-    port = _free_port()
-    if env is None:
-        env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                str(BIN / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                str(model),
-                "--env-manager",
-                "local",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "--workers",
-                str(workers),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-        )
-        try:
-            _wait_for_ping(port, process, log)
-            yield port
-        finally:
-            stop_server(process)
-
-
-def stop_server(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Stop a server started in its own session, and all its workers: TERM, then KILL."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=timeout)
-
-
-def _wait_for_ping(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-        try:
-            connection.request("GET", "/ping")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            connection.close()
-        time.sleep(0.2)
-    raise RuntimeError(f"no /ping answer on port {port} in 120 s")
 
 
 @dataclass
@@ -439,7 +296,7 @@ def save_models(policy_dir: Path, runtime: PolicyRuntime, into: Path) -> tuple[P
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    from experiments.register import save_policy_model
+    from agents.serving.packaging import save_policy_model
 
     ours = save_policy_model(policy_dir, into / "ours")
     stock = into / "stock"
@@ -598,7 +455,9 @@ def print_table(inproc: dict[str, float], http: dict[str, Any] | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="benchmark of the exported policy")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.bench serve", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--scenario", default="default")
     parser.add_argument("--model", default=None, help="an SB3 MaskablePPO .zip to export")
     parser.add_argument("--train-timesteps", type=int, default=16_384)
@@ -634,7 +493,3 @@ def main(argv: list[str] | None = None) -> int:
     met = _verdicts(inproc, http)
     print(json.dumps({"in_process": inproc, "http": http, "targets": TARGETS, "met": met}))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m experiments.bench_train fps                       # PPO on our VecEnv vs CartPole
-    python -m experiments.bench_train convergence --budget 2000000
-    python -m experiments.bench_train sweep                     # a 12-job joblib sweep
+    python -m experiments.bench train fps                       # PPO on our VecEnv vs CartPole
+    python -m experiments.bench train convergence --budget 2000000
+    python -m experiments.bench train sweep                     # a 12-job joblib sweep
 
 Each prints a table and, as its very last line, one JSON object with the figures.
 Absolute speeds drift on shared machines; the ratios to references measured in the same
@@ -59,8 +59,10 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+import conf
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = conf.folder()
 
 REPEATS = 3
 TARGET_FPS_RATIO = 1.0
@@ -261,7 +263,7 @@ def train_curve(
     from agents.rollout import run_policy
     from agents.vec_env import ShopperVecEnv
     from envs.scenario_files import load_scenario
-    from experiments.kpis import PER
+    from experiments.evaluation.kpis import PER
 
     _threads(threads)
     market = load_scenario(scenario)
@@ -532,7 +534,9 @@ def bench_train(which: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.bench train", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="which", required=True)
     fps = sub.add_parser("fps", help="PPO timesteps/s on our VecEnv vs CartPole-v1")
     fps.add_argument("--timesteps", type=int, default=50_000)
@@ -585,7 +589,3 @@ def main(argv: list[str] | None = None) -> int:
         print_sweep(result)
     print(json.dumps(result, separators=(",", ":")), flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,8 +5,8 @@ MLflow runs this file when it loads the model (``mlflow.pyfunc.load_model``,
 ``mlflow.models.set_model``. Nothing is unpickled: the network is ``policy.onnx`` and the
 rules are ``manifest.json`` (the model's ``policy`` artifact, an exported policy
 directory), and the code is this file plus ``concede_runtime.py``, a copy of
-``agents/runtime.py`` logged beside it with ``code_paths`` (see
-``experiments.register.log_policy_model``). So a deployment needs mlflow, onnxruntime,
+``agents/serving/runtime.py`` logged beside it with ``code_paths`` (see
+``agents.serving.packaging.log_policy_model``). So a deployment needs mlflow, onnxruntime,
 numpy and pandas, not this repository: this file imports nothing from it.
 
 Requests: one row per event, with the columns of the model's signature (every feature
@@ -48,7 +48,7 @@ class ConcedePolicyModel(PythonModel):
         except ModuleNotFoundError:
             raise MlflowException(
                 f"{RUNTIME_MODULE}.py is not among the model's code files: log the model "
-                "with experiments.register (it adds agents/runtime.py as "
+                "with experiments.register (it adds agents/serving/runtime.py as "
                 f"{RUNTIME_MODULE}.py with code_paths)"
             ) from None
         self._runtime = runtime.PolicyRuntime.load(context.artifacts[POLICY_ARTIFACT])

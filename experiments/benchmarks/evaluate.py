@@ -4,7 +4,7 @@
 :data:`BASELINES` run one after the other (target: all five in under
 :data:`TARGET_BASELINES_S` seconds on 2 cores), then the oracle with those baselines as its
 extra candidates (target: under :data:`TARGET_ORACLE_S` seconds), and one ``never`` run
-as the reference of what one policy run costs. ``python -m experiments.bench_evaluate``
+as the reference of what one policy run costs. ``python -m experiments.bench evaluate``
 prints a table and, as its very last line, the figures as one JSON object.
 """
 
@@ -70,15 +70,20 @@ def bench_evaluate(
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.bench evaluate", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--n-shoppers", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="20,000 shoppers, a smoke run")
     parser.add_argument("--scenario", default="default")
     parser.add_argument("--oracle-workers", type=int, default=2)
     args = parser.parse_args(argv)
-    result = bench_evaluate(args.n_shoppers, args.scenario, oracle_workers=args.oracle_workers)
+    n_shoppers = 20_000 if args.quick else args.n_shoppers
+    result = bench_evaluate(n_shoppers, args.scenario, oracle_workers=args.oracle_workers)
     print_table(result)
     print(json.dumps(result, separators=(",", ":")), flush=True)
+    return 0
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -95,7 +100,3 @@ def print_table(result: dict[str, Any]) -> None:
         "5 baselines", f"{result['baselines_s']:.1f}", f"target < {TARGET_BASELINES_S:.0f} s"
     )
     Console().print(table)
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,7 @@
 
 Depends on numpy, onnxruntime and the standard library only (no torch, no SB3, no
 ``envs``): a deployment installs those two packages and copies this one file, which is
-also what the MLflow model logs beside its code (see ``agents/mlflow_model.py``).
+also what the MLflow model logs beside its code (see ``agents/serving/mlflow_model.py``).
 
 Loading (:meth:`PolicyRuntime.load`) refuses, with :class:`PolicyLoadError`, a directory
 whose ``manifest.json`` is not valid JSON, is of another format or schema version, or was

@@ -1,0 +1,16 @@
+"""The shipped Hydra configs, scenarios and merchant rule sets, as package data.
+
+Hydra finds them as ``pkg://conf`` and the simulator through :func:`folder`, so that an
+installed wheel works from any working directory as well as a checkout.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+
+def folder(group: str = "") -> Path:
+    """The folder of a config group (``"scenario"``, ``"rules"``, ``"agent"``...), or of
+    all the configs for ``""``."""
+    return Path(str(files(__name__))) / group
