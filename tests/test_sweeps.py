@@ -1,4 +1,5 @@
-"""Sweeps: ``python -m experiments.train -m`` through the joblib and Ray launchers.
+"""Sweeps: ``python -m experiments.train -m`` (and the main job's ``-m``) through the joblib
+and Ray launchers.
 
 Each test starts the real app in a subprocess on tiny runs, into a fresh output folder
 (so ``PrepareStore`` creates the MLflow store from scratch in the launching process), and
@@ -49,9 +50,13 @@ def app_env(**extra: str) -> dict[str, str]:
 
 
 def run_app(
-    args: list[str], out: Path, timeout: float, env: dict[str, str] | None = None
+    args: list[str],
+    out: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    app: str = "experiments.train",
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "experiments.train", "-m", *args, *TINY, f"output_dir={out}"]
+    cmd = [sys.executable, "-m", app, "-m", *args, *TINY, f"output_dir={out}"]
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,
@@ -109,6 +114,37 @@ def test_joblib_sweep_tracks_two_children_of_one_parent(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     check_two_finished_children(out)
+
+
+def test_the_main_job_groups_and_tags_a_multirun_as_train_does(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = run_app(
+        ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1"],
+        out,
+        timeout=400,
+        app="experiments.main",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("concede")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("concede.sweep_parent") == "true"]
+    sweep = parent.data.tags["concede.sweep"]
+    jobs = [
+        r
+        for r in runs
+        if r.data.tags.get("concede.sweep") == sweep and r.info.run_id != parent.info.run_id
+    ]
+    assert sorted(j.data.tags["concede.seed"] for j in jobs) == ["0", "1"]
+    assert all(j.data.tags["mlflow.parentRunId"] == parent.info.run_id for j in jobs)
+    assert [j.info.status for j in jobs] == ["FINISHED", "FINISHED"]
+    assert parent.info.status == "FINISHED"
+    # each job wrote its report and registered its own policy
+    folders = sorted(Path(sweep).glob("*_maskable_ppo_default_s*"))
+    assert len(folders) == 2 and all((f / "report.html").is_file() for f in folders)
+    versions = client.search_model_versions("name='concede-default'")
+    assert {v.tags["concede.run_id"] for v in versions} == {j.info.run_id for j in jobs}
 
 
 def test_a_dying_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
