@@ -208,7 +208,8 @@ class Decisions:
     """Decisions for a batch, as columns of length ``n`` (row ``i`` is ``self[i]``).
 
     ``runner_up`` and ``guardrail`` hold None where there is none; ``scores`` are the
-    network's raw scores, shape ``(n, n_actions)``.
+    network's raw scores, shape ``(n, n_actions)``; ``allowed`` says which actions the
+    guardrails allow per row, shape ``(n, n_actions)`` (``wait`` always).
     """
 
     action_index: NDArray[np.int64]
@@ -224,6 +225,7 @@ class Decisions:
     reason: NDArray[np.object_]
     scores: NDArray[np.float32]
     _details: tuple[Mapping[str, Any] | None, ...]
+    allowed: NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         return len(self.action_index)
@@ -963,6 +965,7 @@ class PolicyRuntime:
             reason=self._reasons[code, first, last],
             scores=scores,
             _details=self._details,
+            allowed=allowed,
         )
 
     def _rule_bits_batch(self, x: NDArray[np.float64]) -> NDArray[np.uint16]:

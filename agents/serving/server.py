@@ -2,7 +2,8 @@
 
 :func:`served` runs ``mlflow models serve`` of a model folder or ``models:/`` URI with the
 venv's tools on ``PATH`` (a venv that is not activated has no ``uvicorn`` on it), in its
-own process session so that :func:`stop_server` stops it and all its workers.
+own process session so that :func:`stop_server` stops it and all its workers;
+:func:`served_service` runs the decision service (``agents.serving.service``) the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -101,3 +103,50 @@ def wait_for_ping(port: int, process: subprocess.Popen[bytes], log: Path) -> Non
             connection.close()
         time.sleep(0.2)
     raise RuntimeError(f"no /ping answer on port {port} in 120 s")
+
+
+@dataclass
+class Service:
+    """A running decision service: its port and its process (the uvicorn supervisor)."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    log_dir: Path
+
+
+@contextmanager
+def served_service(
+    policy: Path | str,
+    log_dir: Path,
+    workers: int,
+    log: Path,
+    options: list[str] | None = None,
+) -> Iterator[Service]:
+    """The decision service (``agents.serving.service``) of the policy directory
+    ``policy`` on 127.0.0.1 with ``workers`` processes, journals in ``log_dir`` and extra
+    command-line ``options`` (``["--explore", "0.2"]``...); yields it once it answers
+    ``/ping``; stops it (SIGTERM, then SIGKILL) if it still runs."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "agents.serving.service.launch",
+        "--policy",
+        str(policy),
+        "--logs",
+        str(log_dir),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        *(options or []),
+    ]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            wait_for_ping(port, process, log)
+            yield Service(port, process, Path(log_dir))
+        finally:
+            stop_server(process)

@@ -1,0 +1,300 @@
+"""The decision service's ASGI app (Starlette), one per worker process.
+
+:func:`create_app` reads :class:`~agents.serving.service.settings.ServiceSettings` from
+the environment (uvicorn imports it in every worker); :func:`build_app` takes them
+directly. See the package docstring for the endpoints and the README for examples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from agents.logs.schema import LogSpec
+from agents.serving.runtime import PolicyInputError, PolicyRuntime
+from agents.serving.service.bodies import BadRequest, parse_decide, parse_reward
+from agents.serving.service.exploration import Explorer
+from agents.serving.service.journal import (
+    DECISIONS,
+    REWARDS,
+    DecisionBlock,
+    JournalWriter,
+    RewardBlock,
+)
+from agents.serving.service.metrics import Metrics, exposition, process_exited
+from agents.serving.service.settings import ServiceSettings
+
+JSON = "application/json"
+log = logging.getLogger("concede.service")
+
+
+def log_spec(runtime: PolicyRuntime, settings: ServiceSettings) -> LogSpec:
+    """The decision log's spec of this deployment: the manifest's names, timestamps and
+    every action's probability, exact propensities."""
+    manifest = runtime.manifest
+    run = manifest.get("training", {}) if isinstance(manifest.get("training"), dict) else {}
+    logger = str(run.get("run_id") or manifest["policy"]["sha256"][:12])
+    return LogSpec.from_manifest(
+        manifest,
+        probabilities=True,
+        timestamp=True,
+        logger=f"decision-service:{logger}",
+        exploration={"kind": settings.exploration, "value": settings.exploration_value},
+        propensities="exact",
+    )
+
+
+class DecisionService:
+    """The state of one worker: the runtime, the explorer, the journal, the metrics."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.runtime = PolicyRuntime.load(
+            settings.policy,
+            max_offers_per_shopper=settings.max_offers_per_shopper,
+            disabled=settings.disabled,
+        )
+        self.names = self.runtime.input_names
+        self.actions = self.runtime.action_names
+        self.explorer = Explorer(settings.exploration, settings.exploration_value)
+        self.token = secrets.token_hex(6)
+        self.worker = f"{socket.gethostname()}-{os.getpid()}-{self.token}"
+        # each worker its own stream, from the deployment's seed and the worker's token
+        self.rng = np.random.default_rng([settings.seed, int(self.token, 16)])
+        self._ids = itertools.count()
+        share = settings.exploration_value if settings.exploration == "epsilon" else 0.0
+        self.metrics = Metrics(share)
+        self.spec = log_spec(self.runtime, settings)
+        self.details = [_details(a) for a in self.runtime.manifest["actions"]]
+        self.writer = JournalWriter(
+            settings.decisions_dir.parent,
+            self.worker,
+            self.spec,
+            rows_per_file=settings.rows_per_file,
+            flush_seconds=settings.flush_seconds,
+            queue_rows=settings.queue_rows,
+            on_written=self._written,
+            on_dropped=lambda stream, n: self.metrics.dropped.labels(stream=stream).inc(n),
+        )
+        label = "epsilon" if settings.exploration == "epsilon" else "softmax temperature"
+        self.exploring = f"exploration ({label} {settings.exploration_value:g})"
+
+    def _written(self, stream: str, rows: int) -> None:
+        self.metrics.written.labels(stream=stream).inc(rows)
+        self.metrics.queue.set(self.writer.queued_rows)
+
+    # ------------------------------------------------------------ /decide
+    def decide(self, body: Any) -> dict[str, Any]:
+        request = parse_decide(body, self.names, self.settings.max_events)
+        try:
+            d = self.runtime.decide_batch(request.columns)
+        except PolicyInputError as err:
+            row = err.row if err.row is not None or err.field is None else 0
+            raise BadRequest(400, err.problem, err.field, row) from None
+        assert d.allowed is not None
+        n = request.n
+        decided = d.action_index
+        probs = self.explorer.probabilities(decided, d.allowed, d.scores)
+        chosen = self.explorer.draw(probs, self.rng)
+        taken = probs[np.arange(n), chosen].tolist()
+        explored = chosen != decided
+        token = self.token
+        ids = [f"{token}-{next(self._ids):x}" for _ in range(n)]
+        actions = self.actions
+        details = self.details
+        reasons = d.reason.tolist()
+        guardrails = d.guardrail.tolist()
+        models = d.model_choice.tolist()
+        chosen_list = chosen.tolist()
+        decided_list = decided.tolist()
+        out = []
+        n_explored = 0
+        for i in range(n):
+            a = chosen_list[i]
+            reason = reasons[i]
+            if a != decided_list[i]:
+                n_explored += 1
+                allowed = int(d.allowed[i].sum())
+                reason = (
+                    f"{self.exploring}: drew {actions[a]} among {allowed} allowed actions; "
+                    f"the policy decided {actions[decided_list[i]]} ({reason})"
+                )
+            out.append(
+                {
+                    "event_id": ids[i],
+                    "action": actions[a],
+                    "probability": taken[i],
+                    "explored": a != decided_list[i],
+                    "reason": reason,
+                    "concession": details[a],
+                    "model_choice": models[i],
+                    "guardrail": guardrails[i],
+                }
+            )
+            if guardrails[i] is not None:
+                self.metrics.override_of[guardrails[i]].inc()
+        journeys = [j if j is not None else ids[i] for i, j in enumerate(request.journeys)]
+        block = DecisionBlock(
+            ids,
+            journeys,
+            request.steps,
+            time.time(),
+            request.columns,
+            d.allowed,
+            probs,
+            chosen,
+            explored,
+        )
+        logged = self.writer.put(DECISIONS, block)
+        self.metrics.queue.set(self.writer.queued_rows)
+        if n_explored:
+            self.metrics.explored.inc(n_explored)
+        self.metrics.greedy.inc(n - n_explored)
+        return {"decisions": out, "logged": logged}
+
+    # ------------------------------------------------------------ /reward
+    def reward(self, body: Any) -> dict[str, Any]:
+        request = parse_reward(body, self.settings.max_events)
+        block = RewardBlock(
+            request.event_ids, time.time(), request.reward, request.terms, request.journey_end
+        )
+        logged = self.writer.put(REWARDS, block)
+        self.metrics.rewards.inc(request.n)
+        return {"accepted": request.n, "logged": logged}
+
+    def health(self) -> dict[str, Any]:
+        manifest = self.runtime.manifest
+        return {
+            "status": "ok",
+            "policy_sha256": manifest["policy"]["sha256"],
+            "scenario": (manifest.get("scenario") or {}).get("name"),
+            "worker": self.worker,
+            "exploration": {
+                "kind": self.settings.exploration,
+                "value": self.settings.exploration_value,
+            },
+            "log_queue_rows": self.writer.queued_rows,
+            "log_dropped_rows": self.writer.dropped_rows,
+            "log_written_rows": self.writer.written_rows,
+        }
+
+    def close(self) -> None:
+        self.writer.close()
+        if self.writer.dropped_rows:
+            log.warning("%d log rows were dropped in all", self.writer.dropped_rows)
+        process_exited(os.getpid())
+
+
+def _details(action: dict[str, Any]) -> dict[str, Any] | None:
+    if action["kind"] == "wait":
+        return None
+    keys = ("kind", "channel", "magnitude", "unit_cost", "expiry_steps")
+    return {k: action[k] for k in keys}
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type=JSON)
+
+
+async def _body(request: Request, limit: int) -> Any:
+    """The request's JSON body, with its size, type and nesting checked."""
+    kind = request.headers.get("content-type", "")
+    if not kind.startswith(JSON):
+        raise BadRequest(415, f"send JSON with Content-Type {JSON} (got {kind or 'none'!r})")
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise BadRequest(400, "Content-Length is not a number")
+        if int(length) > limit:
+            raise BadRequest(413, f"the body is {int(length)} bytes; at most {limit}")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(413, f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise BadRequest(400, "the body is empty: send a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        if "depth" in str(err):
+            raise BadRequest(400, f"the body is nested too deeply ({err})") from None
+        raise BadRequest(400, f"the body is not valid JSON ({err})") from None
+
+
+def build_app(settings: ServiceSettings) -> Starlette:
+    """The ASGI app of one worker."""
+    state: dict[str, DecisionService] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state["service"] = DecisionService(settings)
+        try:
+            yield
+        finally:  # uvicorn stopped taking requests and answered those under way
+            state["service"].close()
+
+    def endpoint(name: str, method: str) -> Any:
+        async def handle(request: Request) -> Response:
+            service = state["service"]
+            start = time.perf_counter()
+            try:
+                body = await _body(request, settings.max_body_bytes)
+                data = getattr(service, method)(body)
+            except BadRequest as err:
+                service.metrics.refused(name, err.status)
+                return _json(err.to_dict(), err.status)
+            except ClientDisconnect:
+                service.metrics.refused(name, 499)
+                return Response(status_code=400)
+            response = _json(data)
+            service.metrics.ok[name].inc()
+            service.metrics.latency_of[name].observe(time.perf_counter() - start)
+            return response
+
+        return handle
+
+    async def health(request: Request) -> Response:
+        return _json(state["service"].health())
+
+    async def ping(request: Request) -> Response:
+        return Response(b"", media_type=JSON)
+
+    async def metrics(request: Request) -> Response:
+        service = state["service"]
+        service.metrics.queue.set(service.writer.queued_rows)
+        text, kind = exposition()
+        return Response(text, media_type=kind)
+
+    return Starlette(
+        routes=[
+            Route("/decide", endpoint("decide", "decide"), methods=["POST"]),
+            Route("/reward", endpoint("reward", "reward"), methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/ping", ping, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def create_app() -> Starlette:
+    """The app of a worker started by uvicorn: settings from the environment."""
+    return build_app(ServiceSettings.from_env())

@@ -1,0 +1,95 @@
+"""What a deployment of the decision service sets, passed to its workers as JSON.
+
+uvicorn starts each worker by importing :func:`agents.serving.service.app.create_app`;
+the settings travel in the environment variable :data:`ENV_VAR`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "CONCEDE_SERVICE_SETTINGS"
+EXPLORATION_KINDS = ("epsilon", "softmax")
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Args:
+    policy: the exported policy directory (``manifest.json`` + ``policy.onnx``).
+    log_dir: where the journals go (``decisions/`` and ``rewards/``, one file set per
+        worker process).
+    exploration: ``epsilon`` (``exploration_value`` the share of decisions drawn uniformly
+        among the allowed actions, in [0, 1]) or ``softmax`` (``exploration_value`` the
+        temperature, > 0, over the allowed actions' scores).
+    exploration_value: the share or the temperature.
+    seed: seed of the exploration draws (each worker derives its own stream from it).
+    max_offers_per_shopper: a tighter contact cap than the manifest's (None: the manifest's).
+    disabled: concessions this deployment never offers.
+    max_body_bytes: larger bodies are refused with 413.
+    max_events: more events in one request are refused with 413.
+    rows_per_file: a journal file is closed at this many rows...
+    flush_seconds: ...or this many seconds after its first row, whichever comes first.
+    queue_rows: rows the log queue holds at most; beyond, rows are dropped and counted.
+    """
+
+    policy: str
+    log_dir: str
+    exploration: str = "epsilon"
+    exploration_value: float = 0.05
+    seed: int = 0
+    max_offers_per_shopper: int | None = None
+    disabled: tuple[str, ...] = ()
+    max_body_bytes: int = 1_000_000
+    max_events: int = 10_000
+    rows_per_file: int = 100_000
+    flush_seconds: float = 10.0
+    queue_rows: int = 1_000_000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "disabled", tuple(self.disabled))
+        if self.exploration not in EXPLORATION_KINDS:
+            raise ValueError(
+                f"exploration must be one of {EXPLORATION_KINDS}, got {self.exploration!r}"
+            )
+        if self.exploration == "epsilon" and not 0.0 <= self.exploration_value <= 1.0:
+            raise ValueError(
+                f"an epsilon exploration share must be in [0, 1], got {self.exploration_value}"
+            )
+        if self.exploration == "softmax" and not self.exploration_value > 0.0:
+            raise ValueError(f"a softmax temperature must be > 0, got {self.exploration_value}")
+        for name in ("max_body_bytes", "max_events", "rows_per_file", "queue_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.flush_seconds > 0:
+            raise ValueError(f"flush_seconds must be > 0, got {self.flush_seconds}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServiceSettings:
+        data = json.loads(text)
+        data["disabled"] = tuple(data.get("disabled", ()))
+        return cls(**data)
+
+    @classmethod
+    def from_env(cls) -> ServiceSettings:
+        text = os.environ.get(ENV_VAR)
+        if not text:
+            raise RuntimeError(
+                f"{ENV_VAR} is not set: start the service with python -m experiments.serve"
+            )
+        return cls.from_json(text)
+
+    @property
+    def decisions_dir(self) -> Path:
+        return Path(self.log_dir) / "decisions"
+
+    @property
+    def rewards_dir(self) -> Path:
+        return Path(self.log_dir) / "rewards"
