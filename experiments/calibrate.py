@@ -1,18 +1,8 @@
 """Fit a scenario to real session logs: purchase rate per visit, overall and by visitor type.
 
-The targets come from the Online Shoppers Purchasing Intention data shipped in
-``experiments/calibration/data/`` (UCI 468, CC BY 4.0): the share of sessions that end in a
-purchase, overall and for new and returning visitors. As in the data's
-``VisitorType``, a returning visitor is one who has been to the shop before, in this
-journey or an earlier one: every visit of an existing customer, and every visit after
-the first of a new shopper.
-
-With no concession offered, three calibration parameters of the scenario are fitted
-by least squares on common random numbers (the same simulated shoppers at every
-trial): the appeal offset of first-time shoppers, that of existing customers, and the
-share of journeys by existing customers. The fit is written into the scenario file's
-``calibration`` block; the cart-abandonment rate it implies is reported beside the
-industry's figure (about 70%).
+Three calibration parameters are fitted by least squares on common random numbers to the
+public Online Shoppers Purchasing Intention data (see :mod:`experiments.calibration.fit`)
+and written into the scenario file's ``calibration`` block.
 
 Usage::
 
