@@ -435,6 +435,7 @@ def bench_sweep(
     from mlflow.tracking import MlflowClient
 
     import envs
+    from experiments.tracking.names import PARENT_TAG, sqlite_uri
 
     names = tuple(scenarios or envs.available_scenarios())
     folder = Path(output_dir or tempfile.mkdtemp(prefix="concede-bench-sweep-"))
@@ -466,12 +467,12 @@ def bench_sweep(
     if done.returncode != 0:
         raise RuntimeError(f"the sweep failed ({done.returncode}):\n{done.stderr[-4000:]}")
 
-    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    client = MlflowClient(sqlite_uri(folder))
     experiment = client.get_experiment_by_name("concede")
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
-    jobs = [r for r in runs if r.data.tags.get("concede.sweep_parent") != "true"]
-    parent = next(r for r in runs if r.data.tags.get("concede.sweep_parent") == "true")
+    jobs = [r for r in runs if r.data.tags.get(PARENT_TAG) != "true"]
+    parent = next(r for r in runs if r.data.tags.get(PARENT_TAG) == "true")
     durations = sorted((r.info.end_time - r.info.start_time) / 1000 for r in jobs)
     total = sum(durations)
     first_start = min(r.info.start_time for r in jobs)

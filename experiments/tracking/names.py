@@ -23,6 +23,7 @@ SEED_TAG = "concede.seed"
 GIT_SHA_TAG = "concede.git_sha"
 COMMAND_TAG = "concede.command"
 MODEL_TIMESTEPS_TAG = "concede.model_timesteps"
+RESUMED_TAG = "concede.resumed_at"  # the timesteps a resumed run went on from
 # tags of a sweep: every job carries SWEEP_TAG; the parent run also PARENT_TAG = "true"
 SWEEP_TAG = "concede.sweep"
 PARENT_TAG = "concede.sweep_parent"
@@ -30,6 +31,8 @@ PARENT_RUN_TAG = "mlflow.parentRunId"
 SWEEP_PARENT_ENV = "CONCEDE_SWEEP_PARENT_RUN"
 # the registry: a registered version points back to its training run
 RUN_TAG = "concede.run_id"
+POLICY_SHA_TAG = "concede.policy_sha256"
+VERDICT_TAG = "concede.verdict"
 MODEL_PREFIX = "concede-"
 ALIASES = ("champion", "challenger")
 

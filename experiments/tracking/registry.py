@@ -51,17 +51,17 @@ from experiments.tracking.names import (
     MODEL_ARTIFACTS,
     MODEL_FILE,
     PARENT_RUN_TAG,
+    POLICY_SHA_TAG,
     RUN_TAG,
     SCENARIO_DIGEST_TAG,
     SCENARIO_TAG,
+    VERDICT_TAG,
     model_name,
 )
 from experiments.tracking.store import Tracking
 
 ALGORITHM_PREFIXES = ("stable_baselines3.", "sb3_contrib.")
 CONFIG_FILE = "config.yaml"
-POLICY_SHA_TAG = "concede.policy_sha256"
-VERDICT_TAG = "concede.verdict"
 
 
 class RegisterError(RuntimeError):

@@ -41,12 +41,11 @@ from experiments.tracking.names import (
     MODEL_FILE,
     MODEL_TIMESTEPS_TAG,
     NORMALIZE_FILE,
+    RESUMED_TAG,
 )
 from experiments.tracking.sb3_writer import MLflowWriter
 from experiments.tracking.store import Tracking
 from experiments.training.state import CHECKPOINTS, RunState, SimulatedKill
-
-RESUMED_TAG = "concede.resumed_at"
 
 
 def git_sha() -> str:
