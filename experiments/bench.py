@@ -29,15 +29,14 @@ BENCHMARKS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    usage = f"usage: python -m experiments.bench {{{','.join(BENCHMARKS)}}} [options]"
+    if args and args[0] in ("-h", "--help"):
+        print(f"{usage}\n\n{__doc__}")
+        return 0
     if not args or args[0] not in BENCHMARKS:
-        given = (
-            f"unknown benchmark {args[0]!r}; " if args and args[0] not in ("-h", "--help") else ""
-        )
-        print(
-            f"{given}usage: python -m experiments.bench {{{','.join(BENCHMARKS)}}} [options]",
-            file=sys.stderr,
-        )
-        return 0 if args and args[0] in ("-h", "--help") else 2
+        given = f"unknown benchmark {args[0]!r}; " if args else ""
+        print(f"{given}{usage}", file=sys.stderr)
+        return 2
     module = importlib.import_module(BENCHMARKS[args[0]])
     return int(module.main(args[1:]) or 0)
 
