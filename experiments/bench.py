@@ -6,6 +6,7 @@ Usage::
     python -m experiments.bench evaluate    # 100,000 shoppers x 5 baselines, and the oracle
     python -m experiments.bench train fps   # PPO on our VecEnv vs CartPole (convergence, sweep)
     python -m experiments.bench serve       # the exported policy in process and over HTTP
+    python -m experiments.bench decide      # the decision service vs stock MLflow serving
     python -m experiments.bench <name> --help
 
 Each benchmark prints a table and, as its very last line, one JSON object with the
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "evaluate": "experiments.benchmarks.evaluate",
     "train": "experiments.benchmarks.train",
     "serve": "experiments.benchmarks.serve",
+    "decide": "experiments.benchmarks.decide",
 }
 
 

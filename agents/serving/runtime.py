@@ -770,6 +770,20 @@ class PolicyRuntime:
 
         Raises :class:`PolicyInputError` (naming the field) for invalid input.
         """
+        scores, allowed, fails, _ = self._one(event)
+        return self._choose(scores, allowed, fails)
+
+    def decide_scored(
+        self, event: Mapping[str, Any]
+    ) -> tuple[Decision, int, list[float], list[float]]:
+        """:meth:`decide`, with what a caller that explores around the decision needs: the
+        allowed actions (a bit set: bit ``a`` set if action ``a`` is allowed; ``wait``
+        always), the network's scores and the event's values in :attr:`input_names` order
+        (as given: consent-gated features not zeroed)."""
+        scores, allowed, fails, vals = self._one(event)
+        return self._choose(scores, allowed, fails), allowed, scores, vals
+
+    def _one(self, event: Mapping[str, Any]) -> tuple[list[float], int, list[int], list[Any]]:
         if type(event) is not dict and not isinstance(event, Mapping):
             raise PolicyInputError(
                 None, f"an event must be a mapping of field -> number, got {type(event).__name__}"
@@ -801,7 +815,7 @@ class PolicyRuntime:
         scores = self._run(self._output_names, {self._input_name: obs})[0][0].tolist()
         fails = self._rule_bits(vals)
         allowed = self._bits_all & ~(functools.reduce(operator.or_, fails)) | 1
-        return self._choose(scores, allowed, fails)
+        return scores, allowed, fails, vals
 
     def _raise_first_event(self, vals: list[Any]) -> NoReturn:
         """Raise for the first invalid value of an event (in input order)."""

@@ -277,7 +277,9 @@ def load(
     return LoadSlice(flat, sum(errors), seconds)
 
 
-def _bodies(events: Events, names: list[str], per_request: int, count: int) -> list[bytes]:
+def request_bodies(events: Events, names: list[str], per_request: int, count: int) -> list[bytes]:
+    """``count`` MLflow scoring bodies (``dataframe_split`` with the columns ``names``) of
+    ``per_request`` events each, taken round-robin from ``events``."""
     n = len(events.obs)
     rows = [[float(events.columns[c][i]) for c in names] for i in range(n)]
     bodies = []
@@ -353,7 +355,7 @@ def bench_http(
             }
             for per_request in (1, 256):
                 count = 1024 if per_request == 1 else 16
-                bodies = {k: _bodies(events, names[k], per_request, count) for k in ports}
+                bodies = {k: request_bodies(events, names[k], per_request, count) for k in ports}
                 for label, port in ports.items():  # warm-up
                     load(port, bodies[label], clients, min(3.0, duration), max_requests)
                 slices: dict[str, list[LoadSlice]] = {label: [] for label in ports}

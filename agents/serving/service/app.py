@@ -13,7 +13,9 @@ import logging
 import os
 import secrets
 import socket
+import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,7 +28,7 @@ from starlette.routing import Route
 
 from agents.logs.schema import LogSpec
 from agents.serving.runtime import PolicyInputError, PolicyRuntime
-from agents.serving.service.bodies import BadRequest, parse_decide, parse_reward
+from agents.serving.service.bodies import BadRequest, DecideRequest, parse_decide, parse_reward
 from agents.serving.service.exploration import Explorer
 from agents.serving.service.journal import (
     DECISIONS,
@@ -39,6 +41,7 @@ from agents.serving.service.metrics import Metrics, exposition, process_exited
 from agents.serving.service.settings import ServiceSettings
 
 JSON = "application/json"
+SWITCH_INTERVAL = 0.001
 log = logging.getLogger("concede.service")
 
 
@@ -70,6 +73,8 @@ class DecisionService:
         )
         self.names = self.runtime.input_names
         self.actions = self.runtime.action_names
+        self._k = len(self.actions)
+        self._nf = len(self.runtime.feature_names)
         self.explorer = Explorer(settings.exploration, settings.exploration_value)
         self.token = secrets.token_hex(6)
         self.worker = f"{socket.gethostname()}-{os.getpid()}-{self.token}"
@@ -100,8 +105,81 @@ class DecisionService:
     # ------------------------------------------------------------ /decide
     def decide(self, body: Any) -> dict[str, Any]:
         request = parse_decide(body, self.names, self.settings.max_events)
+        if request.n == 1:
+            return self._decide_one(request)
+        return self._decide_batch(request)
+
+    def _decide_one(self, request: DecideRequest) -> dict[str, Any]:
+        """One event: the runtime's one-event path, exploration in plain Python."""
         try:
-            d = self.runtime.decide_batch(request.columns)
+            d, bits, scores, values = self.runtime.decide_scored(request.events[0])
+        except PolicyInputError as err:
+            raise BadRequest(400, err.problem, err.field, 0) from None
+        k = self._k
+        allowed = [bits >> a & 1 == 1 for a in range(k)]
+        decided = d.action_index
+        if self.explorer.kind == "epsilon":
+            eps = self.explorer.value
+            share = eps / sum(allowed)
+            probs = [share if ok else 0.0 for ok in allowed]
+            probs[decided] += 1.0 - eps
+            u = self.rng.random()
+            if u < eps:  # uniform among the allowed: u / eps is uniform in [0, 1)
+                options = [a for a in range(k) if allowed[a]]
+                chosen = options[min(int(u / eps * len(options)), len(options) - 1)]
+            else:
+                chosen = decided
+        else:
+            p = self.explorer.probabilities(
+                np.array([decided]), np.array([allowed]), np.array([scores])
+            )
+            probs = p[0].tolist()
+            chosen = int(self.explorer.draw(p, self.rng)[0])
+        event_id = f"{self.token}-{next(self._ids):x}"
+        explored = chosen != decided
+        reason = d.reason
+        if explored:
+            reason = self._explored_reason(chosen, decided, sum(allowed), reason)
+            self.metrics.explored.inc()
+        else:
+            self.metrics.greedy.inc()
+        if d.guardrail is not None:
+            self.metrics.override_of[d.guardrail].inc()
+        journey = request.journeys[0]
+        block = DecisionBlock(
+            [event_id],
+            [event_id if journey is None else journey],
+            request.steps,
+            time.time(),
+            [values[: self._nf]],
+            [allowed],
+            [probs],
+            [chosen],
+            [explored],
+        )
+        logged = self.writer.put(DECISIONS, block)
+        answer = {
+            "event_id": event_id,
+            "action": self.actions[chosen],
+            "probability": probs[chosen],
+            "explored": explored,
+            "reason": reason,
+            "concession": self.details[chosen],
+            "model_choice": d.model_choice,
+            "guardrail": d.guardrail,
+        }
+        return {"decisions": [answer], "logged": logged}
+
+    def _explored_reason(self, chosen: int, decided: int, n_allowed: int, reason: str) -> str:
+        return (
+            f"{self.exploring}: drew {self.actions[chosen]} among {n_allowed} allowed "
+            f"actions; the policy decided {self.actions[decided]} ({reason})"
+        )
+
+    def _decide_batch(self, request: DecideRequest) -> dict[str, Any]:
+        columns = request.columns(self.names)
+        try:
+            d = self.runtime.decide_batch(columns)
         except PolicyInputError as err:
             row = err.row if err.row is not None or err.field is None else 0
             raise BadRequest(400, err.problem, err.field, row) from None
@@ -121,46 +199,35 @@ class DecisionService:
         models = d.model_choice.tolist()
         chosen_list = chosen.tolist()
         decided_list = decided.tolist()
+        explored_list = explored.tolist()
         out = []
-        n_explored = 0
         for i in range(n):
             a = chosen_list[i]
             reason = reasons[i]
-            if a != decided_list[i]:
-                n_explored += 1
+            if explored_list[i]:
                 allowed = int(d.allowed[i].sum())
-                reason = (
-                    f"{self.exploring}: drew {actions[a]} among {allowed} allowed actions; "
-                    f"the policy decided {actions[decided_list[i]]} ({reason})"
-                )
+                reason = self._explored_reason(a, decided_list[i], allowed, reason)
             out.append(
                 {
                     "event_id": ids[i],
                     "action": actions[a],
                     "probability": taken[i],
-                    "explored": a != decided_list[i],
+                    "explored": explored_list[i],
                     "reason": reason,
                     "concession": details[a],
                     "model_choice": models[i],
                     "guardrail": guardrails[i],
                 }
             )
-            if guardrails[i] is not None:
-                self.metrics.override_of[guardrails[i]].inc()
+        for rule, count in Counter(g for g in guardrails if g is not None).items():
+            self.metrics.override_of[rule].inc(count)
         journeys = [j if j is not None else ids[i] for i, j in enumerate(request.journeys)]
         block = DecisionBlock(
-            ids,
-            journeys,
-            request.steps,
-            time.time(),
-            request.columns,
-            d.allowed,
-            probs,
-            chosen,
-            explored,
+            ids, journeys, request.steps, time.time(), columns, d.allowed, probs, chosen, explored
         )
         logged = self.writer.put(DECISIONS, block)
         self.metrics.queue.set(self.writer.queued_rows)
+        n_explored = int(explored.sum())
         if n_explored:
             self.metrics.explored.inc(n_explored)
         self.metrics.greedy.inc(n - n_explored)
@@ -245,6 +312,8 @@ def build_app(settings: ServiceSettings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # the log writer thread shares the interpreter: hand it back within 1 ms, not 5
+        sys.setswitchinterval(SWITCH_INTERVAL)
         state["service"] = DecisionService(settings)
         try:
             yield

@@ -34,6 +34,7 @@ MAX_KEY = 128
 META = ("journey", "step")
 REWARD_KEYS = frozenset({"event_id", "reward", "terms", "journey_end"})
 _NUMBER = (int, float)
+_NUMBERS = frozenset(_NUMBER)
 
 
 class BadRequest(Exception):
@@ -76,18 +77,33 @@ def one_key(body: Any, one: str, many: str) -> tuple[list[Any], bool]:
 
 @dataclass
 class DecideRequest:
-    """The events of one ``/decide`` request as columns, with their journeys."""
+    """The events of one ``/decide`` request (without ``journey`` and ``step``), with
+    their journeys (None: the event is a journey of its own) and steps."""
 
-    columns: dict[str, list[Any]]
+    events: list[dict[str, Any]]
     journeys: list[str | None]
     steps: list[int]
     n: int
-    many: bool
+
+    def columns(self, names: Sequence[str]) -> dict[str, Any]:
+        """The events as columns: a float64 array where every value is a number (the
+        fast path), else the list as sent (the runtime names the bad value and its row)."""
+        out: dict[str, Any] = {}
+        for name in names:
+            values = [event[name] for event in self.events]
+            if _NUMBERS.issuperset(map(type, values)):
+                try:
+                    out[name] = np.array(values, dtype=np.float64)
+                    continue
+                except OverflowError:
+                    pass
+            out[name] = values
+        return out
 
 
 def parse_decide(body: Any, names: Sequence[str], max_events: int) -> DecideRequest:
     """Check the structure of a ``/decide`` body; the runtime checks the values."""
-    events, many = one_key(body, "event", "events")
+    events, _ = one_key(body, "event", "events")
     n = len(events)
     if n == 0:
         raise BadRequest(400, "events is empty: send at least one event", "events")
@@ -123,8 +139,8 @@ def parse_decide(body: Any, names: Sequence[str], max_events: int) -> DecideRequ
                 i,
             )
         journeys[i], steps[i] = _journey(event, i)
-    columns = {name: [event[name] for event in events] for name in names}
-    return DecideRequest(columns, journeys, steps, n, many)
+        events[i] = {k: v for k, v in event.items() if k in keys}
+    return DecideRequest(events, journeys, steps, n)
 
 
 def _journey(event: dict[str, Any], row: int) -> tuple[str | None, int]:

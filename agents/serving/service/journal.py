@@ -94,20 +94,29 @@ REWARDS_SCHEMA = pa.schema(
 
 @dataclass
 class DecisionBlock:
-    """The decisions of one request, as the handler has them."""
+    """The decisions of one request, as the handler has them: ``features`` the rows of
+    the features in the spec's order (``(n, n_features)``, any array-like) or the
+    request's columns by name; ``allowed`` and ``probs`` ``(n, n_actions)``, ``action``
+    and ``explored`` ``(n,)``, array-likes (a single event's as nested lists: the
+    handler converts nothing, the writer thread does)."""
 
     event_ids: list[str]
     journeys: list[str]
     steps: list[int]
     time: float
-    columns: dict[str, list[Any]]
-    allowed: NDArray[np.bool_]
-    probs: NDArray[np.float64]
-    action: NDArray[np.int64]
-    explored: NDArray[np.bool_]
+    features: Any
+    allowed: Any
+    probs: Any
+    action: Any
+    explored: Any
 
     def __len__(self) -> int:
         return len(self.event_ids)
+
+    def feature_matrix(self, names: tuple[str, ...]) -> NDArray[np.float64]:
+        if isinstance(self.features, dict):
+            return np.column_stack([np.asarray(self.features[f], np.float64) for f in names])
+        return np.asarray(self.features, np.float64).reshape(len(self), len(names))
 
 
 @dataclass
@@ -126,24 +135,56 @@ def _timestamps(t: float, n: int) -> pa.Array:
     return pa.array(np.full(n, int(t * 1e6), dtype=np.int64), pa.int64()).cast(_TS)
 
 
+def _timestamps_of(times: list[float]) -> pa.Array:
+    micros = (np.asarray(times, dtype=np.float64) * 1e6).astype(np.int64)
+    return pa.array(micros, pa.int64()).cast(_TS)
+
+
 def decision_table(blocks: list[DecisionBlock], spec: LogSpec, schema: pa.Schema) -> pa.Table:
-    """One Arrow table of decision blocks, in the decisions journal's schema."""
+    """One Arrow table of decision blocks, in the decisions journal's schema: the
+    single-event blocks first (converted together: one numpy call per field, not one per
+    event), then the batches."""
+    singles = [b for b in blocks if isinstance(b.features, list) and len(b) == 1]
+    if singles:
+        merged = DecisionBlock(
+            [b.event_ids[0] for b in singles],
+            [b.journeys[0] for b in singles],
+            [b.steps[0] for b in singles],
+            0.0,
+            [b.features[0] for b in singles],
+            [b.allowed[0] for b in singles],
+            [b.probs[0] for b in singles],
+            [b.action[0] for b in singles],
+            [b.explored[0] for b in singles],
+        )
+        stamps = [b.time for b in singles]
+        blocks = [
+            merged,
+            *(b for b in blocks if not (isinstance(b.features, list) and len(b) == 1)),
+        ]
+    else:
+        stamps = []
     ids = [e for b in blocks for e in b.event_ids]
     n = len(ids)
-    allowed = np.concatenate([b.allowed for b in blocks])
-    probs = np.concatenate([b.probs for b in blocks])
-    action = np.concatenate([b.action for b in blocks])
+    k = len(spec.actions)
+    allowed = np.concatenate([np.asarray(b.allowed, bool).reshape(len(b), k) for b in blocks])
+    probs = np.concatenate([np.asarray(b.probs, np.float64).reshape(len(b), k) for b in blocks])
+    action = np.concatenate([np.asarray(b.action, np.int64).reshape(len(b)) for b in blocks])
+    explored = np.concatenate([np.asarray(b.explored, bool).reshape(len(b)) for b in blocks])
+    features = np.concatenate([b.feature_matrix(spec.features) for b in blocks])
     out: dict[str, pa.Array] = {
         EVENT_ID: pa.array(ids, pa.string()),
         JOURNEY: pa.array([j for b in blocks for j in b.journeys], pa.string()),
         STEP: pa.array([s for b in blocks for s in b.steps], pa.int64()),
-        TIMESTAMP: pa.concat_arrays([_timestamps(b.time, len(b)) for b in blocks]),
+        TIMESTAMP: pa.concat_arrays(
+            [_timestamps_of(stamps)] * bool(stamps)
+            + [_timestamps(b.time, len(b)) for b in blocks[bool(stamps) :]]
+        ),
     }
-    consent = np.concatenate([np.asarray(b.columns["consent"], np.float64) for b in blocks])
-    no_consent = consent == 0.0
+    no_consent = features[:, spec.features.index("consent")] == 0.0
     gated = set(spec.gated)
-    for name in spec.features:
-        values = np.concatenate([np.asarray(b.columns[name], np.float64) for b in blocks])
+    for j, name in enumerate(spec.features):
+        values = features[:, j]
         if name in gated:
             values = np.where(no_consent, 0.0, values)  # not kept, not even in memory
             out[name] = pa.array(values, pa.float64(), mask=no_consent)
@@ -156,7 +197,7 @@ def decision_table(blocks: list[DecisionBlock], spec: LogSpec, schema: pa.Schema
     out[PROPENSITY] = pa.array(probs[np.arange(n), action], pa.float64())
     for j, name in enumerate(spec.probability_columns):
         out[name] = pa.array(probs[:, j], pa.float64())
-    out[EXPLORED] = pa.array(np.concatenate([b.explored for b in blocks]), pa.bool_())
+    out[EXPLORED] = pa.array(explored, pa.bool_())
     return pa.Table.from_arrays([out[f.name] for f in schema], schema=schema)
 
 
@@ -264,11 +305,10 @@ class JournalWriter:
                 items = list(self._queue)
                 self._queue.clear()
                 closing = self._closing
-            for stream, block in items:
-                self._pending[stream].append(block)
-                self._pending_rows[stream] += len(block)
-                if self._first_at[stream] is None:
-                    self._first_at[stream] = time.monotonic()
+            for stream in (DECISIONS, REWARDS):
+                blocks = [b for kind, b in items if kind == stream]
+                if blocks:
+                    self._convert(stream, blocks)
             with self._cond:
                 self._queued -= sum(len(b) for _, b in items)
             now = time.monotonic()
@@ -290,17 +330,33 @@ class JournalWriter:
             return self.flush_seconds
         return max(0.01, min(firsts) + self.flush_seconds - time.monotonic())
 
-    def _write(self, stream: str) -> None:
-        blocks = self._pending[stream]
-        self._pending[stream] = []
-        rows = self._pending_rows[stream]
-        self._pending_rows[stream] = 0
-        self._first_at[stream] = None
+    def _convert(self, stream: str, blocks: list[Any]) -> None:
+        """Blocks into an Arrow table now, a few at a time: the request handlers share the
+        interpreter with this thread, and small conversions keep their waits short."""
+        rows = sum(len(b) for b in blocks)
         try:
             if stream == DECISIONS:
                 table = decision_table(blocks, self.spec, self._schema)
             else:
                 table = reward_table(blocks)
+        except Exception:  # a conversion that fails must not stop the writer: count, say
+            log.exception("converting %d %s rows failed; they are dropped", rows, stream)
+            self.dropped_rows += rows
+            self._on_dropped(stream, rows)
+            return
+        self._pending[stream].append(table)
+        self._pending_rows[stream] += rows
+        if self._first_at[stream] is None:
+            self._first_at[stream] = time.monotonic()
+
+    def _write(self, stream: str) -> None:
+        tables = self._pending[stream]
+        self._pending[stream] = []
+        rows = self._pending_rows[stream]
+        self._pending_rows[stream] = 0
+        self._first_at[stream] = None
+        try:
+            table = pa.concat_tables(tables)
             path = self._dirs[stream] / f"{self.worker}-{self._files[stream]:06d}.parquet"
             self._files[stream] += 1
             tmp = path.with_suffix(".parquet.tmp")
