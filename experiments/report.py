@@ -22,6 +22,7 @@ Examples::
     python -m experiments.report --run-id 3f2a... --run-id 9bc1...
     python -m experiments.report --evaluation outputs/evaluate/<run>/evaluation.json
     python -m experiments.report --current-rule always_free_shipping --out-dir reports/
+    python -m experiments.report --evaluation ev.json --ope ope.json   # with "On your logs"
 
 The default store is the embedded one of ``make run``: ``sqlite:///<cwd>/outputs/mlflow.db``.
 Errors (no store, no such experiment, sweep or run, no evaluation to report) exit with
@@ -61,6 +62,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="an evaluation.json of experiments.evaluate or of a run (repeatable)",
     )
     parser.add_argument(
+        "--ope",
+        action="append",
+        default=[],
+        dest="offpolicy",
+        help="an off-policy evaluation on your logs (the JSON of experiments.ope): an 'On "
+        "your logs' section beside the simulated figures (repeatable)",
+    )
+    parser.add_argument(
         "--tracking-uri", help="MLflow store (default: sqlite:///<cwd>/outputs/mlflow.db)"
     )
     parser.add_argument(
@@ -89,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             current_rule=args.current_rule,
             policy=args.policy,
             name=args.name,
+            offpolicy=args.offpolicy,
         )
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)

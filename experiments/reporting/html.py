@@ -16,6 +16,7 @@ from typing import Any
 
 from experiments.evaluation.formatting import eur, pct
 from experiments.reporting.intervals import PER, est
+from experiments.reporting.offpolicy import offpolicy_html
 
 
 def _name(policy: str) -> str:
@@ -496,9 +497,14 @@ def render(figures: dict[str, Any], plots: dict[str, str]) -> str:
         + "".join(_verdict_box(s) for s in scenarios)
         + "<nav><ul>"
         + toc
+        + ('<li><a href="#on-your-logs">On your logs</a></li>' if figures.get("offpolicy") else "")
         + '<li><a href="#runs">Runs in this report</a></li>'
         '<li><a href="#glossary">How to read this report</a></li></ul></nav>'
         + "".join(_scenario(s, plots) for s in scenarios)
+        + "".join(
+            offpolicy_html(section, plots.get(f"offpolicy/{i}"))
+            for i, section in enumerate(figures.get("offpolicy", []))
+        )
         + _runs(figures)
         + _glossary(figures)
         + "</main></body></html>\n"

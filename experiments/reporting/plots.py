@@ -87,7 +87,7 @@ def to_data_uri(fig: Figure) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figure(width: float, height: float, ncols: int = 1, **kw: Any) -> tuple[Figure, list[Axes]]:
+def new_figure(width: float, height: float, ncols: int = 1, **kw: Any) -> tuple[Figure, list[Axes]]:
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(width, height), layout="constrained")
         axes = fig.subplots(1, ncols, squeeze=False, **kw)[0]
@@ -102,7 +102,7 @@ def _err(i: dict[str, Any] | None) -> tuple[float, float, float]:
     return e, max(0.0, e - float(i["low"])), max(0.0, float(i["high"]) - e)
 
 
-def _hbars(
+def hbars(
     ax: Axes,
     labels: Sequence[str],
     values: Sequence[dict[str, Any] | None],
@@ -139,8 +139,8 @@ def profit_plot(scn: dict[str, Any]) -> str:
     """Profit per 1,000 shoppers of the key policies, with intervals."""
     overall_rows = {r["policy"]: r["cells"][0] for r in scn["profit"]["rows"]}
     policies = list(reversed(scn["key_policies"]))
-    fig, (ax,) = _figure(8.5, 0.5 * len(policies) + 1.0)
-    _hbars(
+    fig, (ax,) = new_figure(8.5, 0.5 * len(policies) + 1.0)
+    hbars(
         ax,
         policies,
         [overall_rows[p] for p in policies],
@@ -159,7 +159,7 @@ def waterfall_plot(scn: dict[str, Any]) -> str:
     falls = scn["waterfall"]
     names = list(falls)
     labels = list(dict.fromkeys(step["label"] for w in falls.values() for step in w))
-    fig, axes = _figure(
+    fig, axes = new_figure(
         4.2 * len(names) + 1.8, 0.42 * len(labels) + 1.1, len(names), sharey=True, sharex=True
     )
     for ax, name in zip(axes, names, strict=True):
@@ -206,7 +206,7 @@ def kinds_plot(scn: dict[str, Any]) -> str | None:
     if not kinds["rows"]:
         return None
     policies = kinds["policies"]
-    fig, (ax,) = _figure(8.5, 0.55 * len(policies) + 1.5)
+    fig, (ax,) = new_figure(8.5, 0.55 * len(policies) + 1.5)
     left = [0.0] * len(policies)
     for row, col in zip(kinds["rows"], KIND_COLOURS * 3, strict=False):
         values = [est(c) or 0.0 for c in row["cells"]]
@@ -227,7 +227,7 @@ def segments_plot(scn: dict[str, Any]) -> str | None:
         return None
     names = [r["segment"].replace("_", " ") for r in seg["rows"]]
     policies = seg["policies"]
-    fig, axes = _figure(10.0, 0.6 * len(names) + 1.5, 2, sharey=True)
+    fig, axes = new_figure(10.0, 0.6 * len(names) + 1.5, 2, sharey=True)
     for ax, (key, title, fmt) in zip(
         axes,
         (
@@ -239,7 +239,7 @@ def segments_plot(scn: dict[str, Any]) -> str | None:
         height = 0.8 / len(policies)
         for j, policy in enumerate(policies):
             values = [r["cells"][key][policy] for r in seg["rows"]]
-            _hbars(
+            hbars(
                 ax,
                 names,
                 values,
@@ -269,10 +269,10 @@ def privacy_plot(scn: dict[str, Any]) -> str | None:
         return None
     groups = (("consent", "Accepted tracking"), ("no_consent", "Refused tracking"))
     policies = [r["policy"] for r in privacy["rows"]]
-    fig, (ax,) = _figure(8.5, 0.45 * len(groups) * len(policies) + 1.5)
+    fig, (ax,) = new_figure(8.5, 0.45 * len(groups) * len(policies) + 1.5)
     height = 0.8 / len(policies)
     for j, row in enumerate(privacy["rows"]):
-        _hbars(
+        hbars(
             ax,
             [g for g, _ in groups],
             [row[g] for g, _ in groups],
@@ -300,10 +300,10 @@ def headroom_plot(scn: dict[str, Any]) -> str | None:
     if bound is None:
         return None
     policies = list(gains)
-    fig, (ax,) = _figure(8.5, 0.6 * len(policies) + 1.3)
+    fig, (ax,) = new_figure(8.5, 0.6 * len(policies) + 1.3)
     ys = range(len(policies))
     ax.barh(ys, [bound] * len(policies), height=0.7, color="#FBE3B5", label="the oracle's gain")
-    _hbars(
+    hbars(
         ax,
         policies,
         [gains[p] for p in policies],
@@ -339,7 +339,7 @@ def timing_plot(scn: dict[str, Any]) -> str | None:
     if not timing:
         return None
     policies = timing["policies"]
-    fig, axes = _figure(10.0, 3.0, 2)
+    fig, axes = new_figure(10.0, 3.0, 2)
     for ax, (key, title) in zip(
         axes,
         (
@@ -369,7 +369,7 @@ def curves_plot(scn: dict[str, Any]) -> str | None:
     curves = [c for c in scn["curves"] if c["points"]]
     if not curves:
         return None
-    fig, axes = _figure(10.0, 3.4, 2)
+    fig, axes = new_figure(10.0, 3.4, 2)
     palette = (GREEN, BLUE, PINK, ORANGE, SKY, "#D55E00", GREY)
     reference_drawn = False
     for curve, col in zip(curves, palette * 10, strict=False):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from experiments.reporting.figures import build_figures
 from experiments.reporting.html import render
+from experiments.reporting.offpolicy import offpolicy_figures, offpolicy_plot, read_offpolicy
 from experiments.reporting.plots import make_plots
 from experiments.reporting.sources import (
     Selection,
@@ -30,6 +32,7 @@ def write_report(
     current_rule: str | None = None,
     policy: str | None = None,
     name: str | None = None,
+    offpolicy: Sequence[str | Path | Mapping[str, Any]] = (),
 ) -> Path:
     """Write the report of the given runs and/or evaluation files; the HTML file's path.
 
@@ -37,7 +40,9 @@ def write_report(
     ``concede`` when none of these nor ``evaluations`` is given) from ``tracking_uri``
     (default :func:`~experiments.tracking.names.default_tracking_uri`), plus
     ``evaluations`` files, and writes ``<out_dir>/<name>.html`` and ``<name>.json`` (the
-    figures); ``name`` defaults to ``concede-report-<timestamp>``.
+    figures); ``name`` defaults to ``concede-report-<timestamp>``. ``offpolicy``: results
+    of off-policy evaluations on a shop's logs (``python -m experiments.ope``), or their
+    files, each shown in an "On your logs" section beside the simulated figures.
 
     Raises:
         ReportError: what is missing (store, experiment, sweep, runs, evaluations).
@@ -60,7 +65,15 @@ def write_report(
         selection="; ".join(labels),
         tracking_uri=uri if len(labels) > len(evaluations) else None,
     )
+    if offpolicy:
+        figures["offpolicy"] = [
+            offpolicy_figures(o if isinstance(o, Mapping) else read_offpolicy(o), sources)
+            for o in offpolicy
+        ]
     plots = make_plots(figures)
+    for i, section in enumerate(figures.get("offpolicy", [])):
+        if (plot := offpolicy_plot(section)) is not None:
+            plots[f"offpolicy/{i}"] = plot
     html = render(figures, plots)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

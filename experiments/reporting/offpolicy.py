@@ -1,0 +1,231 @@
+"""The report's "On your logs" section: off-policy estimates beside the simulated figures.
+
+Given the result of an off-policy evaluation (``python -m experiments.ope``, see
+:func:`experiments.offpolicy.evaluation.evaluate_offpolicy`), the section shows, per
+policy, what it would have earned on the shop's own logged journeys (the recommended
+estimator's profit per 1,000 journeys, conversion and concession spend, with their
+intervals), beside what the paired simulator evaluation of the same scenario says of the
+same policy when the report has one; what the logging policy itself earned; and, in plain
+words, how far each figure can be trusted (effective sample size, the largest weight's
+share, decisions the logger could not have taken) with the evaluation's warnings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from experiments.evaluation.formatting import eur, pct
+from experiments.reporting.errors import ReportError
+from experiments.reporting.intervals import est
+from experiments.reporting.plots import BLUE, EUROS, GREEN, hbars, new_figure, to_data_uri
+from experiments.reporting.sources import Source
+
+Interval = dict[str, Any]
+OUTPUTS = ("profit_per_1000", "conversion", "spend_per_1000")
+REQUIRED = ("log", "policies", "results", "logged")
+TRUST_WORDS = {
+    "trusted": "can be trusted: the logs cover what this policy does",
+    "caution": "read with caution: few logged journeys look like what this policy does",
+    "not trustworthy": "not trustworthy: the logs do not cover what this policy does",
+}
+
+
+def read_offpolicy(path: str | Path) -> dict[str, Any]:
+    """An off-policy evaluation's JSON (the last line printed by ``experiments.ope``, or
+    the file it wrote), checked.
+
+    Raises:
+        ReportError: no such file, not JSON, or not an off-policy evaluation.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"no off-policy evaluation at {path}: check the path given to --ope")
+    text = path.read_text(encoding="utf-8").strip()
+    try:
+        data = json.loads(text.splitlines()[-1] if text else "")
+    except (json.JSONDecodeError, IndexError) as err:
+        raise ReportError(
+            f"{path} is not the JSON of `python -m experiments.ope` ({err})"
+        ) from None
+    missing = [k for k in REQUIRED if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise ReportError(
+            f"{path} is not an off-policy evaluation of `python -m experiments.ope`: "
+            f"missing {missing}"
+        )
+    return data
+
+
+def _simulated(sources: Sequence[Source], scenario: str | None) -> dict[str, dict[str, Any]]:
+    """The simulator's overall KPIs per policy for ``scenario``, from the report's
+    evaluations (the first evaluation of that scenario holding each policy)."""
+    found: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        ev = source.evaluation
+        if ev is None or scenario is None or ev.get("scenario") != scenario:
+            continue
+        for policy, kpis in (ev.get("overall") or {}).items():
+            found.setdefault(policy, kpis)
+    return found
+
+
+def offpolicy_figures(ope: Mapping[str, Any], sources: Sequence[Source]) -> dict[str, Any]:
+    """The section's figures, JSON-ready: what was logged, and one row per policy."""
+    log = ope["log"]
+    simulated = _simulated(sources, log.get("scenario"))
+    rows = []
+    for policy in ope["policies"]:
+        result = ope["results"][policy]
+        chosen = result["recommended"]
+        sim = simulated.get(policy, {})
+        rows.append(
+            {
+                "policy": policy,
+                "estimator": chosen["estimator"],
+                "why": chosen.get("why", ""),
+                "on_logs": {k: chosen.get(k) for k in OUTPUTS},
+                "simulated": {k: sim.get(k) for k in OUTPUTS} if sim else None,
+                "trust": result.get("trust", "caution"),
+                "diagnostics": result.get("diagnostics", {}),
+                "warnings": list(result.get("warnings", [])),
+            }
+        )
+    return {
+        "journeys": log.get("journeys"),
+        "decisions": log.get("decisions"),
+        "single_decision": bool(log.get("single_decision")),
+        "logger": log.get("logger"),
+        "scenario": log.get("scenario"),
+        "propensities": log.get("propensities"),
+        "files": list(log.get("files", [])),
+        "logged": {k: ope["logged"].get(k) for k in OUTPUTS},
+        "rows": rows,
+        "warnings": list(ope.get("warnings", [])),
+        "has_simulated": any(r["simulated"] for r in rows),
+    }
+
+
+def offpolicy_plot(section: Mapping[str, Any]) -> str | None:
+    """Profit per 1,000 journeys on the logs beside the simulated figure, per policy."""
+    rows = section["rows"]
+    if not rows:
+        return None
+    labels = [r["policy"] for r in rows]
+    fig, (ax,) = new_figure(7.5, 0.55 * len(rows) + 1.4)
+    both = section["has_simulated"]
+    height = 0.38 if both else 0.7
+    hbars(
+        ax,
+        labels,
+        [r["on_logs"]["profit_per_1000"] for r in rows],
+        [GREEN] * len(rows),
+        EUROS,
+        offset=-height / 2 if both else 0.0,
+        height=height,
+        label="on your logs",
+    )
+    if both:
+        hbars(
+            ax,
+            labels,
+            [(r["simulated"] or {}).get("profit_per_1000") for r in rows],
+            [BLUE] * len(rows),
+            EUROS,
+            offset=height / 2,
+            height=height,
+            label="simulated",
+        )
+        ax.legend(loc="lower right", frameon=False)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(EUROS)
+    ax.axvline(0, color="#333333", lw=0.8)
+    ax.set_title("Profit per 1,000 journeys, with 95% intervals")
+    return to_data_uri(fig)
+
+
+def _with_interval(i: Interval | None, fmt: Callable[[float | None], str]) -> str:
+    """An estimate and, below it, its interval, in ``fmt``; ``n/a`` without an estimate."""
+    if i is None or est(i) is None:
+        return "n/a"
+    if i.get("low") is None or i.get("high") is None:
+        return escape(fmt(est(i)))
+    low, high = escape(fmt(i["low"])), escape(fmt(i["high"]))
+    return f'{escape(fmt(est(i)))} <span class="ci">{low} to {high}</span>'
+
+
+def _money(i: Interval | None) -> str:
+    return _with_interval(i, eur)
+
+
+def _share(i: Interval | None) -> str:
+    return _with_interval(i, pct)
+
+
+def _plain_words(row: Mapping[str, Any]) -> str:
+    d = row["diagnostics"]
+    parts = [TRUST_WORDS.get(row["trust"], str(row["trust"]))]
+    ess = d.get("ess")
+    if ess is not None:
+        parts.append(f"the weighted log is worth about {ess:,.0f} journeys")
+    share = d.get("max_weight_share")
+    if share is not None:
+        parts.append(f"the most influential journey carries {pct(share)} of the weight")
+    unsupported = d.get("unsupported_decisions")
+    if unsupported:
+        parts.append(f"{pct(unsupported)} of its decisions are ones the logger never takes")
+    return escape("; ".join(parts[:1])) + (
+        "<br>" + escape("; ".join(parts[1:])) if len(parts) > 1 else ""
+    )
+
+
+def offpolicy_html(section: Mapping[str, Any], plot: str | None) -> str:
+    """The section as HTML (no scripts; the plot an embedded image)."""
+    kind = "one decision per customer" if section["single_decision"] else "decision logs"
+    propensities = {
+        "logged": "the probabilities the logging policy gave its actions were logged",
+        "estimated": "the logs had no probabilities: they were estimated from the logs, "
+        "which makes every figure less certain",
+    }.get(str(section["propensities"]), str(section["propensities"]))
+    head = (
+        '<section id="on-your-logs"><h2>On your logs</h2>'
+        f'<p class="note">What each policy would have earned on your own shoppers: '
+        f"{section['journeys']:,} logged journeys ({kind}, {section['decisions']:,} "
+        f"decisions) of the policy <b>{escape(str(section['logger']))}</b>; "
+        f"{escape(propensities)}. Figures are estimated off-policy: each logged journey is "
+        "weighted by how likely the policy was to decide as the logger did; the simulated "
+        "column is the paired simulator evaluation of the same scenario, for comparison.</p>"
+    )
+    logged = section["logged"]
+    head += (
+        f"<p>Your logging policy earned {_money(logged.get('profit_per_1000'))} per 1,000 "
+        f"journeys, converting {_share(logged.get('conversion'))}.</p>"
+    )
+    sim_head = "<th>Simulated profit</th>" if section["has_simulated"] else ""
+    body = []
+    for row in section["rows"]:
+        sim = ""
+        if section["has_simulated"]:
+            sim = f"<td>{_money((row['simulated'] or {}).get('profit_per_1000'))}</td>"
+        cls = ' class="failed"' if row["trust"] == "not trustworthy" else ""
+        body.append(
+            f"<tr{cls}><td>{escape(row['policy'])}</td>"
+            f"<td>{_money(row['on_logs']['profit_per_1000'])}</td>{sim}"
+            f"<td>{_share(row['on_logs']['conversion'])}</td>"
+            f"<td>{_money(row['on_logs']['spend_per_1000'])}</td>"
+            f"<td>{escape(row['estimator'])}</td><td>{_plain_words(row)}</td></tr>"
+        )
+    table = (
+        "<table><tr><th>Policy</th><th>Profit on your logs</th>"
+        f"{sim_head}<th>Conversion</th><th>Given away</th><th>Estimator</th>"
+        f"<th>Can you trust it?</th></tr>{''.join(body)}</table>"
+    )
+    figure = f'<figure><img src="{plot}" alt="Profit on your logs"></figure>' if plot else ""
+    warnings = [*section["warnings"], *(w for r in section["rows"] for w in r["warnings"])]
+    listed = "".join(f"<li>{escape(w)}</li>" for w in dict.fromkeys(warnings))
+    notes = f'<h3>Warnings</h3><ul class="note">{listed}</ul>' if listed else ""
+    return head + table + figure + notes + "</section>"
