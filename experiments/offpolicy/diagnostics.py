@@ -1,0 +1,122 @@
+"""When not to trust an off-policy figure: the weights' diagnostics, and what they mean.
+
+Per evaluated policy, from the journeys' final weights ``w`` (the product of the ratios
+of the policy's to the logger's probabilities over the journey) and the support check:
+
+- ``ess``: Kish's effective sample size ``(sum w)**2 / sum w**2``, how many journeys'
+  worth of evidence the weighted log holds; ``ess_share`` = ess / journeys;
+- ``max_weight_share``: the largest journey weight over the sum: how much one journey
+  carries;
+- ``matched_journeys``: share of journeys whose logged actions all agree with the policy
+  (weight > 0);
+- ``unsupported_decisions`` / ``unsupported_journeys``: share of decisions (journeys with
+  at least one) where the policy chooses an action the logger gave probability 0 — the
+  log holds nothing about those choices.
+
+:func:`assess` turns them into a verdict — ``trusted``, ``caution`` or ``not
+trustworthy`` — and warnings in words. The thresholds are the module's constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from experiments.offpolicy.data import Journeys
+
+TRUSTED, CAUTION, UNTRUSTED = "trusted", "caution", "not trustworthy"
+MIN_ESS = 100.0  # below: too few effective journeys to say anything
+LOW_ESS_SHARE = 0.01  # below: the log is a poor match for the policy
+MAX_WEIGHT_SHARE = 0.05  # above: one journey drives the figure
+ESTIMATED_SUPPORT_FLOOR = 5e-3  # an estimated probability below this counts as no support
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """The figures of the module docstring for one policy."""
+
+    ess: float
+    ess_share: float
+    max_weight_share: float
+    matched_journeys: float
+    unsupported_decisions: float
+    unsupported_journeys: float
+    support_source: str
+
+    def to_json(self) -> dict[str, float | str]:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def diagnose(
+    journeys: Journeys,
+    w: FloatArray,
+    target: FloatArray,
+    logger_probs: FloatArray,
+    support_source: str,
+) -> Diagnostics:
+    """The diagnostics of a policy with per-row weights ``w`` and probabilities ``target``,
+    given the logger's probabilities ``logger_probs`` of every action (logged or
+    estimated, as ``support_source`` says)."""
+    final = w[journeys.last_row]
+    total = float(final.sum())
+    squares = float((final**2).sum())
+    ess = total**2 / squares if squares > 0 else 0.0
+    floor = 0.0 if support_source == "logged probabilities" else ESTIMATED_SUPPORT_FLOOR
+    unsupported = np.asarray(((target > 0.0) & (logger_probs <= floor)).any(axis=1))
+    by_journey = journeys.per_journey(unsupported.astype(np.float64)) > 0
+    return Diagnostics(
+        ess=ess,
+        ess_share=ess / journeys.n_journeys,
+        max_weight_share=float(final.max()) / total if total > 0 else 1.0,
+        matched_journeys=float(np.mean(final > 0)),
+        unsupported_decisions=float(unsupported.mean()),
+        unsupported_journeys=float(by_journey.mean()),
+        support_source=support_source,
+    )
+
+
+def assess(name: str, d: Diagnostics, estimated_propensities: bool) -> tuple[str, list[str]]:
+    """The verdict on a policy's figures and the warnings, in words."""
+    warnings: list[str] = []
+    verdict = TRUSTED
+    if d.unsupported_decisions > 0:
+        verdict = UNTRUSTED
+        warnings.append(
+            f"{name}: in {d.unsupported_decisions:.1%} of decisions ({d.unsupported_journeys:.1%} "
+            "of journeys) it chooses an action the logger never takes there (no support): "
+            "the log holds nothing about those choices, so the importance-sampling figures "
+            "leave them out and the doubly robust one guesses them from its value model. "
+            "Do not trust these figures; log with exploration over those actions first."
+        )
+    if d.ess < MIN_ESS:
+        verdict = UNTRUSTED
+        warnings.append(
+            f"{name}: the weighted log is worth only {d.ess:.0f} journeys (effective sample "
+            f"size; {d.matched_journeys:.1%} of journeys agree with the policy throughout): "
+            "too little to estimate from. Not trustworthy."
+        )
+    elif d.ess_share < LOW_ESS_SHARE:
+        verdict = CAUTION if verdict == TRUSTED else verdict
+        warnings.append(
+            f"{name}: the weighted log is worth {d.ess:,.0f} journeys, {d.ess_share:.2%} of "
+            "those logged: the logger rarely acted as this policy would, and the interval "
+            "rests on few journeys."
+        )
+    if d.max_weight_share > MAX_WEIGHT_SHARE:
+        verdict = CAUTION if verdict == TRUSTED else verdict
+        warnings.append(
+            f"{name}: one journey carries {d.max_weight_share:.1%} of the total weight: the "
+            "importance-sampling figures hang on it."
+        )
+    if estimated_propensities:
+        verdict = CAUTION if verdict == TRUSTED else verdict
+        warnings.append(
+            f"{name}: the log has no propensities; they were ESTIMATED from the features, "
+            "which assumes the logger decided on nothing else. The intervals include the "
+            "estimate's own uncertainty, but not that assumption."
+        )
+    return verdict, warnings

@@ -1,0 +1,317 @@
+"""Off-policy evaluation of policies on a decision log: figures, intervals, diagnostics.
+
+:func:`evaluate_offpolicy` answers, for each policy, what it would have earned on the
+logged shoppers, in the units of the paired simulator evaluation: profit per 1,000
+journeys, conversion, concession spend per 1,000 journeys, each by every estimator of
+:mod:`experiments.offpolicy.estimators` with a 95% interval from the journey bootstrap
+(:mod:`experiments.offpolicy.bootstrap`), one **recommended** estimate, and the
+diagnostics and warnings of :mod:`experiments.offpolicy.diagnostics`.
+
+**Propensities.** The log's own when it has them. Without them they are estimated
+(:mod:`experiments.offpolicy.propensity`), every policy gets a loud warning, and every
+interval is widened by the spread of the estimates over refits of the propensity model
+on bootstrap resamples of the journeys.
+
+**The recommended estimate** is the doubly robust one (``dr``): it is unbiased when the
+propensities are exact, whatever the value model's errors (cross-fitting), and the value
+model takes much of the importance weights' noise out. It falls back to the
+self-normalised per-decision estimate (``wpdis``) when there is no value model (fewer
+journeys than ``value_model.min_journeys``, or none asked for) or when the value model
+explains nothing of the returns (its out-of-fold R² of profit at or below 0). The
+choice and its reason are in the output.
+
+The result is a JSON-ready dict (see :func:`evaluate_offpolicy`); the merchant report
+and the ``ope`` app render it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from agents.logs import DecisionLog
+from agents.policy import Policy
+from experiments.offpolicy import estimators as est
+from experiments.offpolicy.bootstrap import BootstrapSettings, interval, widen
+from experiments.offpolicy.data import CONVERSION, PROFIT, SIGNALS, SPEND, Journeys, from_log
+from experiments.offpolicy.diagnostics import assess, diagnose
+from experiments.offpolicy.fqe import ValueEstimates, ValueModelSettings, fit_values
+from experiments.offpolicy.propensity import fit_propensities, refits
+from experiments.offpolicy.targets import target_probabilities
+
+PER = 1000.0
+#: output key and scale of each signal
+OUTPUTS: dict[str, tuple[str, float]] = {
+    PROFIT: ("profit_per_1000", PER),
+    CONVERSION: ("conversion", 1.0),
+    SPEND: ("spend_per_1000", PER),
+}
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class OPESettings:
+    """How to evaluate.
+
+    Args:
+        bootstrap: journey resamples, seed and confidence of the intervals.
+        value_model: the doubly robust estimators' value model; None: no value model (no
+            ``dr``/``wdr``).
+        signals: which of ``profit``, ``conversion``, ``spend`` to estimate.
+        propensity_refits: refits of the propensity model that widen the intervals when
+            the log has no propensities.
+        seed: seed of the cross-fitting folds and the propensity fits.
+    """
+
+    bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
+    value_model: ValueModelSettings | None = field(default_factory=ValueModelSettings)
+    signals: tuple[str, ...] = SIGNALS
+    propensity_refits: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.signals if s not in SIGNALS]
+        if unknown or not self.signals:
+            raise ValueError(f"signals must be among {list(SIGNALS)}, got {list(self.signals)}")
+        if self.propensity_refits < 0:
+            raise ValueError(f"propensity_refits must be >= 0, got {self.propensity_refits}")
+
+
+@dataclass(frozen=True)
+class _Propensities:
+    taken: FloatArray  # the logger's probability of the logged action, per row
+    every: FloatArray | None  # of every action (logged or estimated), per row
+    source: str  # exact | logged | estimated
+    support_source: str
+
+
+def evaluate_offpolicy(
+    log: DecisionLog,
+    policies: Sequence[Policy],
+    *,
+    feature_names: Sequence[str] | None = None,
+    settings: OPESettings | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Evaluate ``policies`` on ``log``; see the module docstring.
+
+    ``feature_names``: the features a policy that does not declare its own reads, in its
+    column order (a scenario's ``feature_schema`` names); by default the log's.
+
+    Returns a JSON-ready dict: ``log`` (what was read: journeys, decisions, single-decision
+    or not, the logger, its scenario, how the propensities were obtained), ``settings``,
+    ``logged`` (what the logger itself earned, per signal, an interval each),
+    ``policies`` (names in order) and ``results``: per policy, ``estimators``
+    (``{estimator: {output: {"estimate", "low", "high"}}}``, outputs
+    ``profit_per_1000``, ``conversion``, ``spend_per_1000``), ``recommended``
+    (``estimator``, ``why`` and the outputs), ``diagnostics``, ``value_model_r2`` per
+    signal, ``trust`` (``trusted``, ``caution`` or ``not trustworthy``) and
+    ``warnings`` (sentences), and ``warnings`` for the whole log.
+
+    Raises:
+        experiments.offpolicy.targets.PolicyMismatchError: a policy cannot be evaluated on
+            this log (privileged, other actions).
+        experiments.offpolicy.data.MissingFeaturesError: the log lacks a feature a policy
+            reads.
+    """
+    s = settings or OPESettings()
+    journeys = from_log(log)
+    names = tuple(feature_names) if feature_names is not None else journeys.feature_names
+    signals = [sig for sig in s.signals if sig in journeys.signals]
+    rng = np.random.default_rng(s.seed)
+    progress(f"{journeys.n_journeys:,} journeys, {journeys.n_rows:,} decisions")
+    props = _propensities(journeys, rng)
+    targets = {p.name: target_probabilities(p, journeys, names) for p in policies}
+    refit_props = _refits(journeys, props, s, rng)
+    log_warnings = _log_warnings(journeys, props, signals)
+    results = {}
+    for policy in policies:
+        progress(f"evaluating {policy.name}")
+        results[policy.name] = _evaluate_one(
+            policy.name, journeys, targets[policy.name], props, refit_props, signals, s
+        )
+    return {
+        "log": {
+            "journeys": journeys.n_journeys,
+            "decisions": journeys.n_rows,
+            "single_decision": journeys.single_decision,
+            "logger": log.spec.logger,
+            "exploration": dict(log.spec.exploration) if log.spec.exploration else None,
+            "scenario": log.spec.scenario,
+            "scenario_digest": log.spec.scenario_digest,
+            "propensities": props.source,
+            "actions": list(journeys.action_names),
+            "files": [str(f) for f in log.files],
+        },
+        "settings": {
+            "confidence": s.bootstrap.confidence,
+            "n_resamples": s.bootstrap.n_resamples,
+            "bootstrap_seed": s.bootstrap.seed,
+            "seed": s.seed,
+            "value_model": None if s.value_model is None else s.value_model.__dict__,
+            "propensity_refits": s.propensity_refits if props.source == "estimated" else 0,
+        },
+        "estimator_names": _names(journeys),
+        "logged": _logged(journeys, signals, s.bootstrap),
+        "policies": [p.name for p in policies],
+        "results": results,
+        "warnings": log_warnings,
+    }
+
+
+def _names(journeys: Journeys) -> dict[str, str]:
+    """The estimators' display names: IPS... on a single-decision log."""
+    if journeys.single_decision:
+        return dict(est.SINGLE_NAMES)
+    return {e: e for e in est.SEQUENTIAL}
+
+
+def _propensities(journeys: Journeys, rng: np.random.Generator) -> _Propensities:
+    rows = np.arange(journeys.n_rows)
+    if journeys.propensity_logged:
+        every = journeys.logged_probs
+        source = "logged probabilities"
+        if every is None:  # only the taken action's: estimate the others, for support only
+            every = fit_propensities(journeys, rng)
+            source = "estimated"
+        return _Propensities(journeys.propensity, every, "logged", source)
+    every = fit_propensities(journeys, rng)
+    return _Propensities(every[rows, journeys.action], every, "estimated", "estimated")
+
+
+def _refits(
+    journeys: Journeys, props: _Propensities, s: OPESettings, rng: np.random.Generator
+) -> list[FloatArray]:
+    """The taken action's probability under each propensity refit (estimated logs only)."""
+    if props.source != "estimated" or s.propensity_refits < 2:
+        return []
+    rows = np.arange(journeys.n_rows)
+    return [p[rows, journeys.action] for p in refits(journeys, s.propensity_refits, rng)]
+
+
+def _log_warnings(journeys: Journeys, props: _Propensities, signals: list[str]) -> list[str]:
+    out = []
+    if props.source == "estimated":
+        out.append(
+            "THE LOG HAS NO PROPENSITIES: they were estimated by a logistic regression of "
+            "the action on the features. Every figure assumes the logger decided on those "
+            "features alone; log the probability of each action taken to lift this."
+        )
+    if SPEND not in signals:
+        out.append(
+            "concession spend is not estimated: the log has no concession_cost, "
+            "voucher_liability and agent_cost terms"
+        )
+    return out
+
+
+def _logged(journeys: Journeys, signals: list[str], boot: BootstrapSettings) -> dict[str, Any]:
+    out = {}
+    for sig in signals:
+        key, scale = OUTPUTS[sig]
+        stat = est.Statistic(mean_terms=journeys.per_journey(journeys.signals[sig]))
+        out[key] = interval(stat, journeys.n_journeys, boot).scaled(scale).to_json()
+    return out
+
+
+def _evaluate_one(
+    name: str,
+    journeys: Journeys,
+    target: FloatArray,
+    props: _Propensities,
+    refit_props: list[FloatArray],
+    signals: list[str],
+    s: OPESettings,
+) -> dict[str, Any]:
+    w = est.cumulative_weights(journeys, est.ratios(journeys, target, props.taken))
+    refit_w = [
+        est.cumulative_weights(journeys, est.ratios(journeys, target, p)) for p in refit_props
+    ]
+    every = props.every if props.every is not None else np.ones_like(target)
+    diagnostics = diagnose(journeys, w, target, every, props.support_source)
+    fit_dr = s.value_model is not None and journeys.n_journeys >= s.value_model.min_journeys
+    estimates: dict[str, dict[str, Any]] = {}
+    r2: dict[str, float] = {}
+    for sig in signals:
+        key, scale = OUTPUTS[sig]
+        y = journeys.signals[sig]
+        values: ValueEstimates | None = None
+        if fit_dr and s.value_model is not None:
+            values = fit_values(journeys, target, y, s.value_model, s.seed)
+            r2[sig] = round(values.r2, 4)
+        for e, stat_of in _statistics(journeys, y, values).items():
+            iv = interval(stat_of(w), journeys.n_journeys, s.bootstrap)
+            if refit_w:
+                again = np.array([stat_of(rw).estimate(journeys.n_journeys) for rw in refit_w])
+                iv = widen(iv, again, s.bootstrap.confidence)
+            estimates.setdefault(e, {})[key] = iv.scaled(scale).to_json()
+    chosen, why = _recommend(fit_dr, r2, s, journeys.n_journeys, props.source == "estimated")
+    trust, warnings = assess(name, diagnostics, props.source == "estimated")
+    names = _names(journeys)
+    return {
+        "estimators": {names[e]: v for e, v in estimates.items()},
+        "recommended": {"estimator": names[chosen], "why": why, **estimates[chosen]},
+        "diagnostics": diagnostics.to_json(),
+        "value_model_r2": r2,
+        "trust": trust,
+        "warnings": warnings,
+    }
+
+
+def _statistics(
+    journeys: Journeys, y: FloatArray, values: ValueEstimates | None
+) -> dict[str, Callable[[FloatArray], est.Statistic]]:
+    out: dict[str, Callable[[FloatArray], est.Statistic]] = {
+        est.PDIS: lambda w: est.pdis(journeys, w, y),
+        est.WPDIS: lambda w: est.wpdis(journeys, w, y),
+    }
+    if values is not None:
+        q, v = values.q_taken, values.v
+        out[est.DR] = lambda w: est.dr(journeys, w, y, q, v)
+        out[est.WDR] = lambda w: est.wdr(journeys, w, y, q, v)
+    return out
+
+
+def _recommend(
+    fit_dr: bool, r2: dict[str, float], s: OPESettings, n_journeys: int, estimated: bool
+) -> tuple[str, str]:
+    if not fit_dr:
+        reason = (
+            "no value model was asked for"
+            if s.value_model is None
+            else f"{n_journeys} journeys are too few to fit a value model "
+            f"(at least {s.value_model.min_journeys})"
+        )
+        return est.WPDIS, f"self-normalised importance sampling: {reason}"
+    fit = r2.get(PROFIT, next(iter(r2.values()), 0.0))
+    if fit <= 0.0:
+        return est.WPDIS, (
+            f"self-normalised importance sampling: the value model explains nothing of the "
+            f"returns (out-of-fold R² {fit:.2f}), so the doubly robust estimate would only add "
+            "its noise"
+        )
+    first = (
+        "right if either the estimated propensities or the value model is"
+        if estimated
+        else "unbiased with the logged propensities whatever the value model's errors "
+        "(cross-fitted)"
+    )
+    return est.DR, (
+        f"doubly robust: {first}, and its value model (out-of-fold R² {fit:.2f}) takes much "
+        "of the importance weights' noise out"
+    )
+
+
+def recommended(result: dict[str, Any], policy: str) -> dict[str, Any]:
+    """The recommended estimate of ``policy`` in an :func:`evaluate_offpolicy` result:
+    ``estimator``, ``why``, the outputs, ``trust`` and ``warnings``."""
+    r = result["results"][policy]
+    return {**r["recommended"], "trust": r["trust"], "warnings": r["warnings"]}
+
+
+__all__ = ["OPESettings", "evaluate_offpolicy", "recommended"]
