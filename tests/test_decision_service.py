@@ -391,3 +391,35 @@ def test_sigterm_under_load_loses_no_acknowledged_decision(
     assert not missing, f"{len(missing)} acknowledged decisions missing from the log"
     assert report.decisions == len(ids) and log.table.num_rows == report.rows
     assert not any(p.suffix == ".tmp" for p in (tmp_path / "logs" / "decisions").iterdir())
+
+
+def test_a_writer_that_cannot_keep_up_drops_counts_and_says_so(
+    runtime: PolicyRuntime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agents.serving.service.app import log_spec
+    from agents.serving.service.journal import DECISIONS, DecisionBlock, JournalWriter
+    from agents.serving.service.settings import ServiceSettings
+
+    settings = ServiceSettings(policy=str(runtime.path), log_dir=str(tmp_path))
+    dropped: list[int] = []
+    writer = JournalWriter(
+        tmp_path,
+        "w",
+        log_spec(runtime, settings),
+        rows_per_file=10,
+        flush_seconds=60,
+        queue_rows=1,  # a queue of one row: a block of two never fits
+        on_dropped=lambda stream, n: dropped.append(n),
+    )
+    k, nf = len(runtime.action_names), len(runtime.feature_names)
+    allowed = [[True] + [False] * (k - 1)] * 2
+    probs = [[1.0] + [0.0] * (k - 1)] * 2
+    block = DecisionBlock(
+        ["a", "b"], ["a", "b"], [0, 0], time.time(), [[0.5] * nf] * 2, allowed, probs,
+        [0, 0], [False, False],
+    )  # fmt: skip
+    with caplog.at_level("WARNING", logger="concede.service"):
+        assert writer.put(DECISIONS, block) is False
+    writer.close()
+    assert writer.dropped_rows == 2 and dropped == [2] and writer.written_rows == 0
+    assert "cannot keep up" in caplog.text

@@ -70,7 +70,7 @@ TARGETS = {
     "decisions_per_s_256": 100_000.0,
     "decide_p50_us": 15.0,
 }
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
 def service_bodies(
@@ -105,8 +105,10 @@ def lua_script(path: Path, url_path: str, bodies: list[bytes]) -> Path:
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip()).groups()  # type: ignore[union-attr]
-    return float(value) * _UNITS[unit]
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if found is None:
+        raise RuntimeError(f"wrk printed a latency this benchmark cannot read: {text!r}")
+    return float(found.group(1)) * _UNITS[found.group(2)]
 
 
 def wrk(port: int, script: Path, connections: int, seconds: float) -> dict[str, float]:
@@ -139,8 +141,8 @@ def wrk(port: int, script: Path, connections: int, seconds: float) -> dict[str, 
     return {
         "requests": float(done.group(1)),
         "seconds": float(done.group(2)) * scale,
-        "p50_ms": _ms(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        "p99_ms": _ms(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": _ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
+        "p99_ms": _ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
         "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
         "socket_errors": float(sum(map(int, sockets.groups()))) if sockets else 0.0,
     }

@@ -20,7 +20,9 @@ reward is then their signed sum) or both (they must agree), and ``journey_end``
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,19 +88,19 @@ class DecideRequest:
     n: int
 
     def columns(self, names: Sequence[str]) -> dict[str, Any]:
-        """The events as columns: a float64 array where every value is a number (the
-        fast path), else the list as sent (the runtime names the bad value and its row)."""
-        out: dict[str, Any] = {}
-        for name in names:
-            values = [event[name] for event in self.events]
-            if _NUMBERS.issuperset(map(type, values)):
-                try:
-                    out[name] = np.array(values, dtype=np.float64)
-                    continue
-                except OverflowError:
-                    pass
-            out[name] = values
-        return out
+        """The events as columns: views of one float64 matrix when every value is a
+        number (the fast path), else the lists as sent (the runtime then names the bad
+        value and its row)."""
+        get = operator.itemgetter(*names)
+        rows = [get(event) for event in self.events]
+        if _NUMBERS.issuperset(map(type, itertools.chain.from_iterable(rows))):
+            try:
+                x = np.array(rows, dtype=np.float64)
+            except OverflowError:
+                pass
+            else:
+                return {name: x[:, j] for j, name in enumerate(names)}
+        return {name: [row[j] for row in rows] for j, name in enumerate(names)}
 
 
 def parse_decide(body: Any, names: Sequence[str], max_events: int) -> DecideRequest:
