@@ -139,7 +139,7 @@ def offpolicy_plot(section: Mapping[str, Any]) -> str | None:
             height=height,
             label="simulated",
         )
-        ax.legend(loc="lower right", frameon=False)
+        fig.legend(loc="outside lower center", ncols=2, frameon=False)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.xaxis.set_major_formatter(EUROS)
@@ -156,6 +156,15 @@ def _with_interval(i: Interval | None, fmt: Callable[[float | None], str]) -> st
         return escape(fmt(est(i)))
     low, high = escape(fmt(i["low"])), escape(fmt(i["high"]))
     return f'{escape(fmt(est(i)))} <span class="ci">{low} to {high}</span>'
+
+
+def _inline(i: Interval | None, fmt: Callable[[float | None], str]) -> str:
+    """An estimate with its interval in parentheses, for running text."""
+    if i is None or est(i) is None:
+        return "n/a"
+    if i.get("low") is None or i.get("high") is None:
+        return escape(fmt(est(i)))
+    return escape(f"{fmt(est(i))} (95% interval {fmt(i['low'])} to {fmt(i['high'])})")
 
 
 def _money(i: Interval | None) -> str:
@@ -178,9 +187,8 @@ def _plain_words(row: Mapping[str, Any]) -> str:
     unsupported = d.get("unsupported_decisions")
     if unsupported:
         parts.append(f"{pct(unsupported)} of its decisions are ones the logger never takes")
-    return escape("; ".join(parts[:1])) + (
-        "<br>" + escape("; ".join(parts[1:])) if len(parts) > 1 else ""
-    )
+    detail = "; ".join([*parts[1:], f"estimator: {row['estimator']}"])
+    return f"<b>{escape(parts[0])}</b><br>{escape(detail)}"
 
 
 def offpolicy_html(section: Mapping[str, Any], plot: str | None) -> str:
@@ -202,8 +210,8 @@ def offpolicy_html(section: Mapping[str, Any], plot: str | None) -> str:
     )
     logged = section["logged"]
     head += (
-        f"<p>Your logging policy earned {_money(logged.get('profit_per_1000'))} per 1,000 "
-        f"journeys, converting {_share(logged.get('conversion'))}.</p>"
+        f"<p>Your logging policy earned {_inline(logged.get('profit_per_1000'), eur)} per "
+        f"1,000 journeys, converting {_inline(logged.get('conversion'), pct)}.</p>"
     )
     sim_head = "<th>Simulated profit</th>" if section["has_simulated"] else ""
     body = []
@@ -217,12 +225,12 @@ def offpolicy_html(section: Mapping[str, Any], plot: str | None) -> str:
             f"<td>{_money(row['on_logs']['profit_per_1000'])}</td>{sim}"
             f"<td>{_share(row['on_logs']['conversion'])}</td>"
             f"<td>{_money(row['on_logs']['spend_per_1000'])}</td>"
-            f"<td>{escape(row['estimator'])}</td><td>{_plain_words(row)}</td></tr>"
+            f'<td class="text wrap">{_plain_words(row)}</td></tr>'
         )
     table = (
         "<table><tr><th>Policy</th><th>Profit on your logs</th>"
-        f"{sim_head}<th>Conversion</th><th>Given away</th><th>Estimator</th>"
-        f"<th>Can you trust it?</th></tr>{''.join(body)}</table>"
+        f"{sim_head}<th>Conversion</th><th>Given away</th>"
+        f'<th class="text">Can you trust it?</th></tr>{"".join(body)}</table>'
     )
     figure = f'<figure><img src="{plot}" alt="Profit on your logs"></figure>' if plot else ""
     warnings = [*section["warnings"], *(w for r in section["rows"] for w in r["warnings"])]
