@@ -7,10 +7,11 @@ purchase, overall and for new and returning visitors. As in the data's
 journey or an earlier one: every visit of an existing customer, and every visit after
 the first of a new shopper.
 
-With no concession offered, three calibration parameters of the scenario are fitted
-by least squares on common random numbers (the same simulated shoppers at every
-trial): the appeal offset of first-time shoppers, that of existing customers, and the
-share of journeys by existing customers. The fit is written into the scenario file's
+With no concession offered, three calibration parameters of the scenario (the preset
+``appeal``) are fitted by the general fit of :mod:`experiments.calibration.pipeline`, by
+least squares on common random numbers (the same simulated shoppers at every trial): the
+appeal offset of first-time shoppers, that of existing customers, and the share of
+journeys by existing customers. The fit is written into the scenario file's
 ``calibration`` block; the cart-abandonment rate it implies is reported beside the
 industry's figure (about 70%).
 
@@ -26,11 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from envs.core import PURCHASE, ShopperCore
 from envs.scenario import Calibration, Scenario
 from envs.shoppers import T
+from experiments.calibration.fitting import ShopData
+from experiments.calibration.parameters import resolve
+from experiments.calibration.pipeline import calibrate
+from experiments.calibration.sessions import online_shoppers_sessions
 
 DATA = Path(__file__).resolve().parent / "data"
 TOLERANCE = 0.015  # points of purchase rate the fit must reach on each target
@@ -101,28 +105,27 @@ def simulate_rates(scenario: Scenario, n_shoppers: int, seed: int) -> SimulatedR
     return SimulatedRates(rates, new_visits / total_visits, abandonment, total_visits)
 
 
-def fit(scenario: Scenario, targets: VisitRates, n_shoppers: int, seed: int) -> Calibration:
-    """Least-squares fit of the calibration block to the targets, on fixed shoppers."""
-
-    def with_params(x: np.ndarray) -> Scenario:
-        share = float(np.clip(x[2], 0.0, 1.0))
-        return scenario.replace(calibration=Calibration(float(x[0]), float(x[1]), share))
-
-    def residuals(x: np.ndarray) -> np.ndarray:
-        sim = simulate_rates(with_params(x), n_shoppers, seed)
-        return sim.rates.as_array() - targets.as_array()
-
-    c = scenario.calibration
-    start = np.array([c.new_shopper_appeal, c.existing_customer_appeal, c.existing_customer_share])
-    result = least_squares(
-        residuals,
-        start,
-        bounds=([-6.0, -6.0, 0.0], [6.0, 6.0, 0.99]),
-        diff_step=0.1,
-        x_scale=[1.0, 1.0, 0.2],
-        max_nfev=80,
+def fit(scenario: Scenario, n_shoppers: int, seed: int) -> Calibration:
+    """Least-squares fit of the calibration block to the public session data, on fixed
+    shoppers: the general fit (:func:`experiments.calibration.pipeline.calibrate`) of the
+    preset ``appeal`` to the session table of the Online Shoppers data, every journey
+    fitted (none held out)."""
+    result = calibrate(
+        scenario,
+        ShopData(sessions=online_shoppers_sessions(DATA / "online_shoppers_intention.csv")),
+        resolve("appeal", scenario),
+        n_shoppers=n_shoppers,
+        seed=seed,
+        holdout=0.0,
+        replicates=50,
+        drop_unidentified=False,
     )
-    return with_params(np.round(result.x, 4)).calibration
+    c = result.fitted.calibration
+    return Calibration(
+        round(c.new_shopper_appeal, 4),
+        round(c.existing_customer_appeal, 4),
+        round(c.existing_customer_share, 4),
+    )
 
 
 def write_calibration(path: Path, calibration: Calibration) -> None:
@@ -162,5 +165,3 @@ def report(name: str, sim: SimulatedRates, targets: VisitRates) -> dict[str, obj
         "visits": sim.visits,
         "within_tolerance": within,
     }
-
-

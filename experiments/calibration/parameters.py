@@ -1,0 +1,226 @@
+"""The parameters a fit may move: names onto :class:`envs.scenario.Scenario` fields.
+
+A parameter name says which field of the scenario it sets, by the scenario's own paths:
+
+- ``consent_rate`` (a top-level number);
+- ``calibration.new_shopper_appeal``, ``funnel.buy_bias``, ``strategic.strength``...
+  (a field of a block);
+- ``segments[bargain_hunter].price_sensitivity`` (one segment's field) and
+  ``products[home].weight`` (one product's);
+- ``segments[*].price_sensitivity``: a **factor** on that field of every segment (1 at
+  the start), which keeps the segments' differences and moves them together.
+
+A preset names a set of parameters (:data:`PRESETS`): ``appeal`` (the fit of ``default`` to
+public session data), ``sensitivities``, ``shares``, ``funnel``, ``cart_mix``. Each
+parameter has bounds and a scale (the step of a plausible change), from
+:data:`FIELD_BOUNDS`. Setting a value rebuilds the scenario with ``dataclasses.replace``,
+so the scenario's own validation runs on every trial. An unknown name raises
+:class:`ParameterError` listing what exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from envs.scenario import Scenario
+
+ALL = "*"
+FACTOR_BOUNDS = (0.2, 3.0, 0.3)
+
+#: (low, high, scale) of a field's fitted value
+FIELD_BOUNDS: dict[str, tuple[float, float, float]] = {
+    "consent_rate": (0.0, 1.0, 0.1),
+    "share": (0.01, 5.0, 0.1),
+    "valuation": (0.3, 3.0, 0.1),
+    "valuation_spread": (0.0, 1.0, 0.05),
+    "hesitation": (-5.0, 5.0, 0.5),
+    "hesitation_spread": (0.0, 3.0, 0.2),
+    "abandon_hazard": (0.005, 0.5, 0.03),
+    "return_probability": (0.0, 0.99, 0.1),
+    "return_decay": (0.0, 1.0, 0.1),
+    "price_sensitivity": (0.0, 5.0, 0.3),
+    "shipping_sensitivity": (0.0, 5.0, 0.3),
+    "speed_sensitivity": (0.0, 1.0, 0.03),
+    "gift_sensitivity": (0.0, 5.0, 0.3),
+    "voucher_sensitivity": (0.0, 5.0, 0.3),
+    "help_value": (-5.0, 5.0, 0.5),
+    "tolerance": (0.2, 20.0, 1.0),
+    "retarget_lift": (0.0, 1.0, 0.05),
+    "weight": (0.01, 100.0, 0.5),
+    "new_shopper_appeal": (-6.0, 6.0, 1.0),
+    "existing_customer_appeal": (-6.0, 6.0, 1.0),
+    "existing_customer_share": (0.0, 0.99, 0.2),
+    "appeal_scale": (0.02, 1.0, 0.05),
+    "advance_bias": (-6.0, 6.0, 0.5),
+    "buy_bias": (-6.0, 6.0, 0.5),
+    "exit_commitment": (-6.0, 6.0, 0.5),
+    "annoyance_weight": (0.0, 3.0, 0.1),
+    "harassment_return_factor": (0.0, 1.0, 0.1),
+    "strength": (0.0, 1.0, 0.1),
+    "wait_penalty": (0.0, 10.0, 0.5),
+    "return_boost": (0.0, 1.0, 0.1),
+}
+BLOCKS = ("calibration", "funnel", "strategic")
+SENSITIVITIES = (
+    "price_sensitivity",
+    "shipping_sensitivity",
+    "speed_sensitivity",
+    "gift_sensitivity",
+    "voucher_sensitivity",
+)
+_ITEM = re.compile(r"^(segments|products)\[([^\]]+)\]\.(\w+)$")
+
+
+class ParameterError(ValueError):
+    """A parameter or preset name that does not exist for the scenario."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One fitted number: its name, bounds, scale, and how it reads and sets a scenario."""
+
+    name: str
+    low: float
+    high: float
+    scale: float
+    factor: bool
+    get: Callable[[Scenario], float] = dataclasses.field(compare=False, repr=False)
+    put: Callable[[Scenario, float], Scenario] = dataclasses.field(compare=False, repr=False)
+
+    def start(self, scenario: Scenario) -> float:
+        """The value in ``scenario`` (1 for a factor: the start is the reference)."""
+        return 1.0 if self.factor else self.get(scenario)
+
+    def set(self, scenario: Scenario, value: float) -> Scenario:
+        """``scenario`` with this parameter at ``value`` (a factor multiplies ``scenario``'s
+        own values, so pass the starting scenario)."""
+        return self.put(scenario, float(min(max(value, self.low), self.high)))
+
+
+def _bounds(field: str, where: str) -> tuple[float, float, float]:
+    if field not in FIELD_BOUNDS:
+        raise ParameterError(
+            f"{where}: {field!r} is not a field a fit can move; fields: {sorted(FIELD_BOUNDS)}"
+        )
+    return FIELD_BOUNDS[field]
+
+
+def parameter(name: str, scenario: Scenario) -> Parameter:
+    """The parameter called ``name`` for ``scenario`` (see the module docstring)."""
+    item = _ITEM.match(name)
+    if item:
+        group, key, field = item.groups()
+        items = getattr(scenario, group)
+        names = [i.name for i in items]
+        if field not in {f.name for f in dataclasses.fields(items[0])} or field == "name":
+            raise ParameterError(f"{name}: {group} have no field {field!r}")
+        low, high, scale = _bounds(field, name)
+        if key == ALL:
+            if group != "segments":
+                raise ParameterError(f"{name}: a factor over all items exists for segments only")
+
+            def put_all(s: Scenario, v: float, field: str = field) -> Scenario:
+                changed = tuple(
+                    dataclasses.replace(i, **{field: min(high, getattr(i, field) * v)})
+                    for i in s.segments
+                )
+                return dataclasses.replace(s, segments=changed)
+
+            return Parameter(name, *FACTOR_BOUNDS, True, lambda s: 1.0, put_all)
+        if key not in names:
+            raise ParameterError(f"{name}: no {group[:-1]} {key!r}; {group}: {names} (or '*')")
+        index = names.index(key)
+
+        def get_item(s: Scenario) -> float:
+            return float(getattr(getattr(s, group)[index], field))
+
+        def put_item(s: Scenario, v: float) -> Scenario:
+            items = list(getattr(s, group))
+            items[index] = dataclasses.replace(items[index], **{field: v})
+            changes: dict[str, Any] = {group: tuple(items)}
+            return dataclasses.replace(s, **changes)
+
+        return Parameter(name, low, high, scale, False, get_item, put_item)
+    block, dot, field = name.partition(".")
+    if dot:
+        if block not in BLOCKS:
+            raise ParameterError(
+                f"{name}: unknown block {block!r}; parameters are {list(BLOCKS)} fields, "
+                "segments[<name>|*].<field>, products[<name>].<field>, consent_rate, or a "
+                f"preset {sorted(PRESETS)}"
+            )
+        if field not in {f.name for f in dataclasses.fields(getattr(scenario, block))}:
+            raise ParameterError(f"{name}: {block} has no field {field!r}")
+        low, high, scale = _bounds(field, name)
+
+        def get_block(s: Scenario) -> float:
+            return float(getattr(getattr(s, block), field))
+
+        def put_block(s: Scenario, v: float) -> Scenario:
+            return dataclasses.replace(
+                s, **{block: dataclasses.replace(getattr(s, block), **{field: v})}
+            )
+
+        return Parameter(name, low, high, scale, False, get_block, put_block)
+    if name == "consent_rate":
+        low, high, scale = FIELD_BOUNDS[name]
+        return Parameter(
+            name,
+            low,
+            high,
+            scale,
+            False,
+            lambda s: s.consent_rate,
+            lambda s, v: dataclasses.replace(s, consent_rate=v),
+        )
+    raise ParameterError(
+        f"unknown parameter or preset {name!r}; presets: {sorted(PRESETS)}; parameters look "
+        "like calibration.new_shopper_appeal, segments[loyal].share, "
+        "segments[*].price_sensitivity, products[home].weight, consent_rate"
+    )
+
+
+PRESETS: dict[str, Callable[[Scenario], list[str]]] = {
+    "appeal": lambda s: [
+        "calibration.new_shopper_appeal",
+        "calibration.existing_customer_appeal",
+        "calibration.existing_customer_share",
+    ],
+    "sensitivities": lambda s: [f"segments[*].{f}" for f in SENSITIVITIES],
+    # shares are normalised: the first segment's is the reference, the others move
+    "shares": lambda s: [f"segments[{g.name}].share" for g in s.segments[1:]],
+    "funnel": lambda s: [
+        "funnel.advance_bias",
+        "funnel.buy_bias",
+        "segments[*].abandon_hazard",
+        "segments[*].return_probability",
+    ],
+    "cart_mix": lambda s: [f"products[{p.name}].weight" for p in s.products[1:]],
+}
+
+
+def resolve(spec: str | Sequence[str], scenario: Scenario) -> list[Parameter]:
+    """The parameters of a comma-separated list of names and presets, in order, each once."""
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec)]
+    names = [n for n in names if n]
+    if not names:
+        raise ParameterError(f"no parameter to fit; presets: {sorted(PRESETS)}")
+    out: list[Parameter] = []
+    for name in names:
+        expanded = PRESETS[name](scenario) if name in PRESETS else [name]
+        for one in expanded:
+            if all(p.name != one for p in out):
+                out.append(parameter(one, scenario))
+    return out
+
+
+def apply(start: Scenario, params: Sequence[Parameter], values: Sequence[float] | Any) -> Scenario:
+    """``start`` with every parameter at its value (factors on ``start``'s own values)."""
+    scenario = start
+    for p, v in zip(params, values, strict=True):
+        scenario = p.set(scenario, v)
+    return scenario
