@@ -30,7 +30,8 @@ from scipy.optimize import least_squares
 from agents.logs.simulate import Exploration
 from agents.policy import Policy
 from envs.scenario import Scenario
-from experiments.calibration.log_targets import log_targets, simulate_log_targets
+from experiments.calibration.log_simulation import simulate_log_targets
+from experiments.calibration.log_targets import log_targets
 from experiments.calibration.parameters import Parameter, apply
 from experiments.calibration.sessions import (
     linked,

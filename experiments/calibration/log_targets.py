@@ -15,7 +15,7 @@ the kind of each action read from the starting scenario's catalogue:
 The uplift of a kind, ``first_offer_conversion[<kind>] - first_offer_conversion[none]``,
 is derived for the report. These are descriptive contrasts under the logging policy, not
 causal effects: the fit compares them with the same contrasts computed on logs simulated
-with the same logger and exploration (:func:`simulate_log_targets`), so whatever the
+with the same logger and exploration (:mod:`.log_simulation`), so whatever the
 logger's choices confound, they confound on both sides alike.
 """
 
@@ -29,8 +29,6 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from agents.logs.schema import ACTION, JOURNEY, JOURNEY_END, PURCHASE, STEP
-from agents.logs.simulate import Exploration, simulate_logs
-from agents.policy import Policy
 from envs.scenario import Scenario
 from experiments.calibration.targets import TargetTable
 
@@ -156,17 +154,3 @@ def uplifts(names: tuple[str, ...], values: NDArray[np.float64]) -> dict[str, fl
         for n, v in at.items()
         if n.startswith(prefix) and n != f"{prefix}{NONE}]"
     }
-
-
-def simulate_log_targets(
-    scenario: Scenario,
-    logger: Policy,
-    exploration: Exploration,
-    n_journeys: int,
-    seed: int,
-) -> TargetTable:
-    """The same targets on a log simulated from ``scenario`` with the shop's logger."""
-    table = simulate_logs(
-        scenario, logger, n_journeys, seed, exploration, cohort_size=min(n_journeys, 10_000)
-    )
-    return log_targets(table, scenario)

@@ -52,7 +52,8 @@ def changes(start: Scenario, fitted: Scenario) -> dict[str, Any]:
 def _dump(key: str, value: Any) -> str:
     def flow(v: Any) -> str:
         text: str = yaml.safe_dump(v, default_flow_style=True, width=10_000, sort_keys=False)
-        return text.strip()
+        text = text.strip()
+        return text[:-3].strip() if text.endswith("\n...") else text  # a scalar's end mark
 
     if isinstance(value, list):
         return f"{key}:\n" + "".join(f"  - {flow(v)}\n" for v in value)

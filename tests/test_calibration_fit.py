@@ -1,0 +1,279 @@
+"""Fitting a scenario to a shop's data: tables, targets, parameters, the fit, the files."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from agents.logs.simulate import Exploration
+from agents.registry import build_policy
+from envs import load_scenario
+from envs.scenario_files import scenario_dir
+from experiments import calibrate as app
+from experiments.calibration.fit import DATA, fit, observed_rates
+from experiments.calibration.fitting import ShopData
+from experiments.calibration.log_targets import log_targets, uplifts
+from experiments.calibration.parameters import ParameterError, apply, parameter, resolve
+from experiments.calibration.pipeline import calibrate
+from experiments.calibration.recovery import recover
+from experiments.calibration.report import render_report
+from experiments.calibration.scenario_file import changes, write_fitted
+from experiments.calibration.sessions import (
+    SessionTableError,
+    check_sessions,
+    online_shoppers_sessions,
+    price_bands,
+    session_targets,
+    simulate_sessions,
+)
+from experiments.calibration.targets import holdout_mask
+
+DEFAULT = load_scenario("default")
+
+
+# ------------------------------------------------------------------ session tables
+def test_a_session_table_missing_a_column_is_refused_by_name() -> None:
+    with pytest.raises(SessionTableError, match=r"missing column\(s\) \['purchase'\]"):
+        check_sessions(pd.DataFrame({"journey": ["a"], "visit": [1]}))
+
+
+def test_a_session_table_with_a_wrong_type_is_refused_by_name() -> None:
+    frame = pd.DataFrame({"journey": ["a", "b"], "visit": [1, 1], "purchase": ["yes", "maybe"]})
+    with pytest.raises(SessionTableError, match="'purchase' must be true/false"):
+        check_sessions(frame)
+    frame = pd.DataFrame({"journey": ["a"], "visit": [1], "purchase": [True], "stage": ["basket"]})
+    with pytest.raises(SessionTableError, match="'stage' must be 0-3"):
+        check_sessions(frame)
+
+
+def test_session_targets_are_counted_by_hand() -> None:
+    frame = check_sessions(
+        pd.DataFrame(
+            {
+                "journey": ["a", "a", "b", "c"],
+                "visit": [1, 2, 1, 1],
+                "purchase": ["false", "true", "false", "false"],
+                "visitor_type": ["New_Visitor", "returning", "new", "returning"],
+                "stage": ["cart", "payment", "browse", 1],
+                "date": ["2024-11-02", "2024-11-03", "2024-12-01", "2024-12-05"],
+            }
+        )
+    )
+    t = session_targets(frame, cuts=())
+    v = dict(zip(t.names, t.values(), strict=True))
+    assert v["conversion_per_visit"] == 0.25
+    assert v["conversion_per_visit[new]"] == 0.0
+    assert v["conversion_per_visit[returning]"] == 0.5
+    assert v["reach[cart]"] == 0.75 and v["reach[payment]"] == 0.25
+    assert v["cart_abandonment"] == 0.5  # a and c filled a cart; a bought
+    assert v["return_rate"] == pytest.approx(1 / 3)  # a, b, c did not buy at first; a came back
+    assert v["conversion_per_visit[month 11]"] == 0.5
+    assert not t.fitted[t.names.index("conversion_per_visit[month 11]")]
+
+
+def test_the_public_data_gives_the_calibration_targets() -> None:
+    sessions = online_shoppers_sessions(DATA / "online_shoppers_intention.csv")
+    t = session_targets(sessions, price_bands(DEFAULT))
+    v = dict(zip(t.names, t.values(), strict=True))
+    rates = observed_rates()
+    assert v["conversion_per_visit"] == pytest.approx(rates.overall)
+    assert v["conversion_per_visit[new]"] == pytest.approx(rates.new)
+    assert v["conversion_per_visit[returning]"] == pytest.approx(rates.returning)
+
+
+def test_the_held_out_split_is_seeded_and_per_key() -> None:
+    keys = np.array([f"j{i}" for i in range(2000)])
+    a = holdout_mask(keys, 0.2, 5)
+    assert 0.15 < a.mean() < 0.25
+    assert (holdout_mask(keys[::-1], 0.2, 5)[::-1] == a).all()  # a key's fate is its own
+    assert (holdout_mask(keys, 0.2, 6) != a).any()
+
+
+# ------------------------------------------------------------------ logs
+def test_log_targets_are_counted_by_hand() -> None:
+    table = pa.table(
+        {
+            "journey": ["a", "a", "a", "b", "b", "c"],
+            "step": [0, 1, 2, 0, 1, 0],
+            "action": ["wait", "ten_percent_off", "wait", "free_shipping", "wait", "wait"],
+            "journey_end": [None, None, "purchase", None, "abandoned", "abandoned"],
+            "cart_value": [0.7, 0.7, 0.7, 3.2, 3.2, 0.35],
+        }
+    )
+    t = log_targets(table, DEFAULT)
+    v = dict(zip(t.names, t.values(), strict=True))
+    assert v["log_conversion"] == pytest.approx(1 / 3)
+    assert v["take_up[percent_discount]"] == 1.0
+    assert v["take_up[percent_discount, low cart]"] == 1.0
+    assert v["take_up[free_shipping, high cart]"] == 0.0
+    assert v["first_offer_conversion[none]"] == 0.0
+    assert uplifts(t.names, t.values())["percent_discount"] == 1.0
+
+
+def test_log_actions_outside_the_catalogue_are_refused() -> None:
+    table = pa.table(
+        {
+            "journey": ["a"],
+            "step": [0],
+            "action": ["half_price"],
+            "journey_end": ["abandoned"],
+            "cart_value": [0.7],
+        }
+    )
+    with pytest.raises(ValueError, match="half_price"):
+        log_targets(table, DEFAULT)
+
+
+# ------------------------------------------------------------------ parameters
+def test_parameters_and_presets_map_onto_the_scenario() -> None:
+    names = [p.name for p in resolve("appeal,segments[loyal].share", DEFAULT)]
+    assert names[:3] == [
+        "calibration.new_shopper_appeal",
+        "calibration.existing_customer_appeal",
+        "calibration.existing_customer_share",
+    ]
+    assert names[3] == "segments[loyal].share"
+    assert len(resolve("sensitivities", DEFAULT)) == 5
+    price = parameter("segments[*].price_sensitivity", DEFAULT)
+    scaled = price.set(DEFAULT, 0.5)
+    assert [s.price_sensitivity for s in scaled.segments] == pytest.approx(
+        [0.5 * s.price_sensitivity for s in DEFAULT.segments]
+    )
+    share = parameter("segments[loyal].share", DEFAULT)
+    assert share.get(share.set(DEFAULT, 0.4)) == 0.4
+
+
+@pytest.mark.parametrize(
+    "name", ["segments[whale].share", "segments[loyal].colour", "funnel.speed", "magic"]
+)
+def test_unknown_parameters_are_refused_with_what_exists(name: str) -> None:
+    with pytest.raises(ParameterError):
+        resolve(name, DEFAULT)
+
+
+# ------------------------------------------------------------------ the fit
+def test_the_default_fit_is_one_use_of_the_general_fit() -> None:
+    # from the shipped values, the general fit lands within their intervals' reach
+    c = fit(DEFAULT, 12_000, 2024)
+    shipped = DEFAULT.calibration
+    assert c.new_shopper_appeal == pytest.approx(shipped.new_shopper_appeal, abs=0.25)
+    assert c.existing_customer_appeal == pytest.approx(shipped.existing_customer_appeal, abs=0.15)
+    assert c.existing_customer_share == pytest.approx(shipped.existing_customer_share, abs=0.03)
+
+
+def test_a_parameter_the_data_cannot_see_is_flagged_and_left() -> None:
+    # a session table of a shop that never offers anything says nothing of live help
+    sessions = simulate_sessions(DEFAULT, 3_000, 99)
+    params = resolve("segments[novice].help_value", DEFAULT)
+    result = calibrate(
+        DEFAULT, ShopData(sessions=sessions), params, n_shoppers=3_000, replicates=50, seed=1
+    )
+    (p,) = result.params
+    assert not p.identified and p.value == p.start
+    assert result.fitted.segments[3].help_value == DEFAULT.segments[3].help_value
+    assert "help_value" in render_report(result)
+
+
+def test_parameter_recovery_from_randomised_logs() -> None:
+    logger = build_policy("never", DEFAULT)
+    changes_ = {"segments[*].price_sensitivity": 0.7, "segments[*].voucher_sensitivity": 1.3}
+    policies = [build_policy(n, DEFAULT) for n in ("never", "always_ten_percent_off")]
+    report, result = recover(
+        DEFAULT,
+        changes_,
+        list(changes_),
+        logger=logger,
+        exploration=Exploration("epsilon", 0.5),
+        n_sessions=0,
+        n_logged=5_000,
+        n_shoppers=5_000,
+        n_journeys=5_000,
+        seed=3,
+        policies=policies,
+        n_eval=4_000,
+        replicates=100,
+    )
+    for name, row in report["parameters"].items():
+        assert row["identified"], name
+        assert row["covered"], (name, row)
+        assert abs(row["fitted"] - row["true"]) < abs(row["start"] - row["true"]), name
+    assert report["policies"]["same_ranking"]
+    assert all(report["policies"]["fitted_within_true_interval"].values())
+    assert result.held_out  # held-out journeys compared
+
+
+# ------------------------------------------------------------------ files and the app
+def test_the_fitted_file_states_only_what_changed_and_loads(tmp_path: Path) -> None:
+    params = resolve("funnel.buy_bias,segments[*].gift_sensitivity", DEFAULT)
+    fitted = apply(DEFAULT, params, [-0.5, 1.2]).replace(name="my_shop")
+    assert set(changes(DEFAULT, fitted)) == {"name", "funnel", "segments"}
+    assert changes(DEFAULT, fitted)["funnel"] == {"buy_bias": -0.5}
+    from experiments.calibration.intervals import Interval
+
+    intervals = [
+        Interval(params[0].name, -1.0, -0.5, -0.7, -0.3, True, False),
+        Interval(params[1].name, 1.0, 1.2, 0.3, 2.9, False, True),
+    ]
+    for out in (tmp_path / "my_shop.yaml", scenario_dir() / "zz_test_fitted.yaml"):
+        try:
+            write_fitted(out, DEFAULT, scenario_dir() / "default.yaml", fitted, intervals)
+            text = out.read_text()
+            assert "calibration:" not in text and "products:" not in text
+            assert "not identified" in text
+            loaded = load_scenario(out)
+            assert loaded.replace(name="x", description="") == fitted.replace(
+                name="x", description=""
+            )
+        finally:
+            if out.parent == scenario_dir():
+                out.unlink(missing_ok=True)
+
+
+def test_the_app_exits_2_on_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "sessions.csv"
+    bad.write_text("journey,visit,purchase\na,1,perhaps\n")
+    out = str(tmp_path / "x.yaml")
+    assert app.main(["--data", str(bad), "--out", out]) == 2
+    assert "'purchase' must be true/false" in capsys.readouterr().err
+    good = tmp_path / "good.csv"
+    good.write_text("journey,visit,purchase\na,1,true\nb,1,false\n")
+    assert app.main(["--data", str(good), "--out", out, "--fit", "segments[x].share"]) == 2
+    assert "no segment 'x'" in capsys.readouterr().err
+    other = tmp_path / "other.csv"
+    other.write_text("id,amount\n1,2\n")
+    assert app.main(["--data", str(other), "--out", out]) == 2
+    assert "neither a session table" in capsys.readouterr().err
+
+
+def test_the_app_fits_a_session_table_end_to_end(tmp_path: Path) -> None:
+    shop = dataclasses.replace(
+        DEFAULT, calibration=dataclasses.replace(DEFAULT.calibration, new_shopper_appeal=-0.3)
+    )
+    simulate_sessions(shop, 4_000, 77).to_csv(tmp_path / "sessions.csv", index=False)
+    out = tmp_path / "my_shop.yaml"
+    code = app.main(
+        [
+            "--data",
+            str(tmp_path / "sessions.csv"),
+            "--fit",
+            "calibration.new_shopper_appeal",
+            "--out",
+            str(out),
+            "--shoppers",
+            "4000",
+            "--replicates",
+            "50",
+        ]
+    )
+    assert code == 0
+    fitted = load_scenario(out)
+    assert fitted.name == "my_shop"
+    assert abs(fitted.calibration.new_shopper_appeal - (-0.3)) < abs(
+        DEFAULT.calibration.new_shopper_appeal - (-0.3)
+    )
+    assert "<img" in out.with_suffix(".html").read_text()
