@@ -26,6 +26,7 @@ BENCHMARKS = {
     "train": "experiments.benchmarks.train",
     "serve": "experiments.benchmarks.serve",
     "decide": "experiments.benchmarks.decide",
+    "calibrate": "experiments.benchmarks.calibrate",
 }
 
 
