@@ -21,6 +21,7 @@ from pathlib import Path
 
 import uvicorn
 
+from agents.serving.runtime import PolicyLoadError, PolicyRuntime
 from agents.serving.service.settings import ENV_VAR, ServiceSettings
 
 APP = "agents.serving.service.app:create_app"
@@ -28,15 +29,27 @@ APP = "agents.serving.service.app:create_app"
 
 def resolve_policy(policy: str, into: Path) -> str:
     """A policy directory: ``policy`` itself, or the ``policy`` artifact of an MLflow
-    model (``models:/name@alias``, ``runs:/...``) downloaded into ``into``."""
+    model (``models:/name@alias``, ``runs:/...``) downloaded into ``into``.
+
+    Raises:
+        ValueError: the URI names no model, version or alias of the tracking store
+            (``MLFLOW_TRACKING_URI``), or a model that holds no exported policy.
+    """
     if "://" not in policy and not policy.startswith(("models:/", "runs:/")):
         return policy
     import mlflow  # only for registry URIs
+    from mlflow.exceptions import MlflowException
 
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=policy, dst_path=str(into)))
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=policy, dst_path=str(into)))
+    except MlflowException as err:
+        raise ValueError(
+            f"{policy} cannot be fetched from the tracking store {mlflow.get_tracking_uri()} "
+            f"({err.message}): check the name, version or alias, and MLFLOW_TRACKING_URI"
+        ) from None
     found = [p.parent for p in local.rglob("manifest.json")]
     if not found:
-        raise SystemExit(f"{policy} holds no exported policy (no manifest.json)")
+        raise ValueError(f"{policy} holds no exported policy (no manifest.json)")
     return str(found[0])
 
 
@@ -119,8 +132,6 @@ def main(argv: list[str] | None = None) -> int:
                 queue_rows=args.queue_rows,
             )
             # load once here, so that a bad policy fails now with its message
-            from agents.serving.runtime import PolicyLoadError, PolicyRuntime
-
             PolicyRuntime.load(
                 settings.policy,
                 max_offers_per_shopper=settings.max_offers_per_shopper,
