@@ -75,7 +75,7 @@ def write_log(
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     if kind == "csv":
-        pacsv.write_csv(table, out)
+        pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_header="none"))
     else:
         pq.write_table(table, out)
     return out

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from agents.logs import DecisionLog
 from agents.policy import Policy
@@ -66,6 +67,9 @@ class OPESettings:
         propensity_refits: refits of the propensity model that widen the intervals when
             the log has no propensities.
         seed: seed of the cross-fitting folds and the propensity fits.
+        threads: BLAS and OpenMP threads the fits may use (scikit-learn's regressions
+            and linear algebra); 1 is fastest on a busy or small machine, where more
+            threads fight over the cores.
     """
 
     bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
@@ -73,6 +77,7 @@ class OPESettings:
     signals: tuple[str, ...] = SIGNALS
     propensity_refits: int = 20
     seed: int = 0
+    threads: int = 1
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.signals if s not in SIGNALS]
@@ -80,6 +85,8 @@ class OPESettings:
             raise ValueError(f"signals must be among {list(SIGNALS)}, got {list(self.signals)}")
         if self.propensity_refits < 0:
             raise ValueError(f"propensity_refits must be >= 0, got {self.propensity_refits}")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,17 @@ def evaluate_offpolicy(
             reads.
     """
     s = settings or OPESettings()
+    with threadpool_limits(s.threads):
+        return _evaluate(log, policies, feature_names, s, progress)
+
+
+def _evaluate(
+    log: DecisionLog,
+    policies: Sequence[Policy],
+    feature_names: Sequence[str] | None,
+    s: OPESettings,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
     journeys = from_log(log)
     names = tuple(feature_names) if feature_names is not None else journeys.feature_names
     signals = [sig for sig in s.signals if sig in journeys.signals]

@@ -55,7 +55,7 @@ class ValueModelSettings:
         threads: OpenMP threads the regressor may use (1 is fastest on a busy machine).
     """
 
-    iterations: int = 3
+    iterations: int = 5
     folds: int = 2
     max_fit_rows: int = 200_000
     max_iter: int = 60

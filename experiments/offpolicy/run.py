@@ -1,0 +1,99 @@
+"""From a log on disk and policy strings to an off-policy evaluation: what ``ope`` runs.
+
+:func:`evaluate_logs` reads the log (a file or a folder; :func:`agents.logs.read_log`),
+finds the scenario that gives the named policies and, for a log without metadata, the
+features and actions (the one given, else the one the log's metadata names, if it is a
+shipped or ``CONCEDE_SCENARIO_DIR`` scenario), builds the policies
+(:mod:`experiments.offpolicy.sources`) and evaluates them
+(:func:`experiments.offpolicy.evaluate_offpolicy`).
+
+Every way the input can be wrong raises one of :data:`INPUT_ERRORS`, whose message says
+what is wrong: the app turns them into exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from agents.baselines import RuleError
+from agents.logs import LogReadError, LogSchemaError, LogValidationError, read_log
+from agents.registry import UnknownPolicyError
+from agents.serving.runtime import PolicyInputError, PolicyLoadError
+from envs.observation import feature_schema
+from envs.scenario import Scenario, ScenarioError
+from envs.scenario_files import load_scenario
+from experiments.offpolicy.data import MissingFeaturesError
+from experiments.offpolicy.evaluation import OPESettings, evaluate_offpolicy
+from experiments.offpolicy.sources import PolicySourceError, build_evaluated
+from experiments.offpolicy.targets import PolicyMismatchError
+
+INPUT_ERRORS: tuple[type[Exception], ...] = (
+    LogReadError,
+    LogSchemaError,
+    LogValidationError,
+    UnknownPolicyError,
+    RuleError,
+    ScenarioError,
+    PolicySourceError,
+    PolicyLoadError,
+    PolicyInputError,
+    PolicyMismatchError,
+    MissingFeaturesError,
+)
+
+
+def evaluate_logs(
+    logs: str | os.PathLike[str],
+    policies: Sequence[str],
+    *,
+    scenario: Scenario | None = None,
+    settings: OPESettings | None = None,
+    tracking_uri: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """The off-policy evaluation of ``policies`` (strings, see
+    :mod:`experiments.offpolicy.sources`) on the log at ``logs``; the result of
+    :func:`experiments.offpolicy.evaluate_offpolicy`, its ``warnings`` including a
+    scenario whose digest differs from the log's.
+
+    Raises:
+        one of :data:`INPUT_ERRORS`, saying what is wrong with the input.
+    """
+    if not policies:
+        raise PolicySourceError("no policy to evaluate: give policies=[...]")
+    log = read_log(logs, scenario=scenario)
+    notes: list[str] = []
+    market = scenario
+    if market is None and log.spec.scenario:
+        market = _shipped(log.spec.scenario)
+    if market is not None and log.spec.scenario_digest not in (None, market.digest()):
+        notes.append(
+            f"the log was written on scenario {log.spec.scenario!r} with digest "
+            f"{str(log.spec.scenario_digest)[:12]}..., the policies are built for "
+            f"{market.name!r} with digest {market.digest()[:12]}...: the market has changed "
+            "since the log was written"
+        )
+    if market is not None and market.action_names != log.spec.actions:
+        raise PolicyMismatchError(
+            f"scenario {market.name!r} has the actions {list(market.action_names)}, the log "
+            f"{list(log.spec.actions)}: give the scenario the log was written on"
+        )
+    evaluated = build_evaluated(
+        policies, scenario=market, log_actions=log.spec.actions, tracking_uri=tracking_uri
+    )
+    names = None if market is None else [f.name for f in feature_schema(market)]
+    result = evaluate_offpolicy(
+        log, evaluated, feature_names=names, settings=settings, progress=progress
+    )
+    result["warnings"] = notes + result["warnings"]
+    return result
+
+
+def _shipped(name: str) -> Scenario | None:
+    """The shipped scenario called ``name``, or None if there is none."""
+    try:
+        return load_scenario(name)
+    except (ScenarioError, FileNotFoundError, ValueError):
+        return None

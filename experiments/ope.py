@@ -1,0 +1,106 @@
+"""Evaluate policies off-policy on a decision log: what they would have earned on it.
+
+``python -m experiments.ope logs=<file or folder> 'policies=[...]'`` (``conf/ope.yaml``)
+reads the log (Parquet or CSV, a folder of rotated files; the format of
+:mod:`agents.logs`), and per policy estimates profit per 1,000 journeys, conversion and
+concession spend per 1,000 journeys with 95% intervals by several estimators, names the
+recommended one and says, in words, when not to trust a figure
+(:mod:`experiments.offpolicy`). It prints tables, writes the result as JSON (``output``)
+and prints the same JSON as its very last line.
+
+Examples::
+
+    python -m experiments.ope logs=outputs/logs/<run>/decisions.parquet
+    python -m experiments.ope logs=logs/ 'policies=[never,always_*,rules:my_rules.yaml]'
+    python -m experiments.ope logs=shop.csv scenario=default 'policies=[outputs/policy,run:<id>]'
+    python -m experiments.ope logs=ab_test.parquet 'policies=[fixed:control,fixed:coupon]'
+
+Policies: names of ``experiments.evaluate`` (not the oracle), policy directories,
+``run:<MLflow run id>``, ``fixed:<action>``. A log without metadata (a CSV, a shop's
+table) needs ``scenario=<name>`` for its features and actions and for named policies.
+Bad input (no such log, a log breaking the format, an unknown policy, a policy that does
+not fit the log) stops with the message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+from rich.console import Console
+
+from experiments.config import CONFIG_PATH
+from experiments.config.scenarios import scenario_from_config
+from experiments.config.trusted import TRUSTED_TARGETS
+from experiments.offpolicy.bootstrap import BootstrapSettings
+from experiments.offpolicy.evaluation import OPESettings
+from experiments.offpolicy.fqe import ValueModelSettings
+from experiments.offpolicy.render import render
+from experiments.offpolicy.run import INPUT_ERRORS as LIBRARY_ERRORS
+from experiments.offpolicy.run import evaluate_logs
+
+INPUT_ERRORS: tuple[type[Exception], ...] = (*LIBRARY_ERRORS, ValueError)
+
+
+def settings_from_config(cfg: DictConfig) -> OPESettings:
+    """The evaluation settings of a composed ``conf/ope.yaml``."""
+    vm = cfg.value_model
+    value_model = (
+        ValueModelSettings(
+            iterations=int(vm.iterations),
+            folds=int(vm.folds),
+            max_iter=int(vm.max_iter),
+            max_fit_rows=int(vm.max_fit_rows),
+        )
+        if bool(vm.enabled)
+        else None
+    )
+    return OPESettings(
+        bootstrap=BootstrapSettings(
+            n_resamples=int(cfg.bootstrap.n_resamples),
+            seed=int(cfg.bootstrap.seed),
+            confidence=float(cfg.confidence),
+        ),
+        value_model=value_model,
+        signals=tuple(str(s) for s in cfg.signals),
+        propensity_refits=int(cfg.propensity_refits),
+        seed=int(cfg.seed),
+    )
+
+
+def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
+    """The app without Hydra's wrapper: evaluate, print, write the JSON file."""
+    scenario = scenario_from_config(cfg.scenario) if cfg.get("scenario") else None
+    result = evaluate_logs(
+        str(cfg.logs),
+        [str(p) for p in cfg.policies],
+        scenario=scenario,
+        settings=settings_from_config(cfg),
+        tracking_uri=cfg.tracking_uri,
+        progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+    )
+    render(result, console)
+    path = Path(str(cfg.output))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    console.print(f"wrote {path}")
+    return result
+
+
+@hydra.main(config_path=CONFIG_PATH, config_name="ope", execution_whitelist=TRUSTED_TARGETS)
+def main(cfg: DictConfig) -> None:
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    try:
+        result = run(cfg, console)
+    except INPUT_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    print(json.dumps(result, separators=(",", ":")), flush=True)
+
+
+if __name__ == "__main__":
+    main()
