@@ -10,13 +10,14 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from agents.logs.simulate import Exploration
+from agents.logs.simulate import Exploration, simulate_logs
 from agents.registry import build_policy
 from envs import load_scenario
 from envs.scenario_files import scenario_dir
 from experiments import calibrate as app
 from experiments.calibration.fit import DATA, fit, observed_rates
 from experiments.calibration.fitting import ShopData
+from experiments.calibration.log_simulation import simulate_log_targets
 from experiments.calibration.log_targets import log_targets, uplifts
 from experiments.calibration.parameters import ParameterError, apply, parameter, resolve
 from experiments.calibration.pipeline import calibrate
@@ -113,6 +114,21 @@ def test_log_targets_are_counted_by_hand() -> None:
     assert v["take_up[free_shipping, high cart]"] == 0.0
     assert v["first_offer_conversion[none]"] == 0.0
     assert uplifts(t.names, t.values())["percent_discount"] == 1.0
+
+
+def test_the_fit_s_offer_logs_match_the_full_logs_in_distribution() -> None:
+    # the fit simulates a narrower log on steadier draws; its targets must be the same
+    logger, explore = build_policy("merchant_rules", DEFAULT), Exploration("epsilon", 0.3)
+    full = log_targets(simulate_logs(DEFAULT, logger, 6_000, 1, explore), DEFAULT)
+    narrow = simulate_log_targets(DEFAULT, logger, explore, 6_000, 2)
+    at = {n: i for i, n in enumerate(narrow.names)}
+    se = np.sqrt(
+        full.standard_errors() ** 2 + narrow.standard_errors()[[at[n] for n in full.names]] ** 2
+    )
+    z = (full.values() - narrow.values()[[at[n] for n in full.names]]) / se
+    z = z[np.isfinite(z)]
+    assert len(z) > 10
+    assert np.mean(np.abs(z) <= 1.96) >= 0.85 and np.abs(z).max() < 4.5
 
 
 def test_log_actions_outside_the_catalogue_are_refused() -> None:
