@@ -6,7 +6,8 @@ and, through common random numbers, knows what every shopper will do under any p
 
 Spec. Before each cohort the rollout calls :meth:`Oracle.bind` with the cohort's core
 (just reset: same shoppers, population memory and campaign budget as the run will see)
-and the cohort's seed. The oracle then:
+and the cohort's seed; a core reset with a separate dynamics seed
+(``reset(seed, dynamics_seed=d)``) is replayed with that seed too. The oracle then:
 
 1. Look-ahead: on a scratch core of the same size, reset with the same seed and memory,
    it plays every candidate plan on the whole cohort and records each shopper's realised
@@ -138,6 +139,7 @@ class Start:
     memory: float
     budget: float
     arrivals: float = 0.0
+    dice: int | None = None  # the core's dynamics seed, when it was reset with one
 
 
 class Oracle:
@@ -193,7 +195,7 @@ class Oracle:
             )
         rate = self.scenario.campaign_budget_per_1000 or 0.0
         later = rate * int(np.count_nonzero(core.arrival > 0)) / 1000.0
-        start = Start(core.memory, core.budget, later)
+        start = Start(core.memory, core.budget, later, core.dynamics_seed)
         # the dearest offer any shopper of the cohort could be sent: what the budget must
         # still hold at the end for every admitted offer to stay eligible
         margin = float(np.max(core.expected_cost, initial=0.0))
@@ -222,7 +224,7 @@ class Oracle:
     ) -> tuple[IntArray, float]:
         """Each shopper's plan (index into ``plans``) and the cohort's verified profit."""
         n = scratch.n
-        traces = self._lookahead(scratch, seed, start.memory)
+        traces = self._lookahead(scratch, seed, start.memory, start.dice)
         value = np.stack([t.profit for t in traces])
         spend = np.stack([t.spend for t in traces])
         agent = np.stack([t.agent_step for t in traces])
@@ -244,10 +246,12 @@ class Oracle:
             assign = np.where(worse, 0, assign)
         return best_assign, best_total
 
-    def _lookahead(self, scratch: ShopperCore, seed: int, memory: float) -> list[Trace]:
+    def _lookahead(
+        self, scratch: ShopperCore, seed: int, memory: float, dice: int | None = None
+    ) -> list[Trace]:
         """One unconstrained trace per plan, in plan order."""
         if self.workers == 1:
-            return [_trace(scratch, seed, memory, plan) for plan in self.plans]
+            return [_trace(scratch, seed, memory, plan, dice) for plan in self.plans]
         if self._pool is None:
             context = multiprocessing.get_context("fork")
             pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
@@ -257,10 +261,17 @@ class Oracle:
         for i, plan in enumerate(self.plans):
             if _picklable(plan):
                 futures[i] = self._pool.submit(
-                    _trace_job, self.scenario, scratch.n, scratch.stagger, seed, memory, plan
+                    _trace_job,
+                    self.scenario,
+                    scratch.n,
+                    scratch.stagger,
+                    seed,
+                    memory,
+                    plan,
+                    dice,
                 )
         local = {
-            i: _trace(scratch, seed, memory, plan)
+            i: _trace(scratch, seed, memory, plan, dice)
             for i, plan in enumerate(self.plans)
             if i not in futures
         }
@@ -279,26 +290,42 @@ _WORKER_CORES: dict[tuple[str, int, int], ShopperCore] = {}
 
 
 def _trace_job(
-    scenario: Scenario, n: int, stagger: int, seed: int, memory: float, plan: Plan
+    scenario: Scenario,
+    n: int,
+    stagger: int,
+    seed: int,
+    memory: float,
+    plan: Plan,
+    dice: int | None = None,
 ) -> Trace:
     """A look-ahead in a worker process, on a core kept for the next job of the same size."""
     key = (scenario.digest(), n, stagger)
     core = _WORKER_CORES.get(key)
     if core is None:
         core = _WORKER_CORES[key] = ShopperCore(scenario, n, autoreset=False, stagger=stagger)
-    return _trace(core, seed, memory, plan)
+    return _trace(core, seed, memory, plan, dice)
 
 
-def _reset(core: ShopperCore, seed: int, memory: float, budget: float, capacity: int) -> None:
+def _reset(
+    core: ShopperCore,
+    seed: int,
+    memory: float,
+    budget: float,
+    capacity: int,
+    dice: int | None = None,
+) -> None:
     core.memory = memory
-    core.reset(seed, keep_memory=True)
+    core.reset(seed, keep_memory=True, dynamics_seed=dice)
     core.budget = budget
     core.agent_capacity = capacity
 
 
-def _trace(core: ShopperCore, seed: int, memory: float, plan: Plan) -> Trace:
-    """Play one plan for the whole cohort with the budget and the live-agent desk lifted."""
-    _reset(core, seed, memory, np.inf, core.n)
+def _trace(
+    core: ShopperCore, seed: int, memory: float, plan: Plan, dice: int | None = None
+) -> Trace:
+    """Play one plan for the whole cohort with the budget and the live-agent desk lifted
+    (``dice``: the dynamics seed, when the shoppers are replayed with other draws)."""
+    _reset(core, seed, memory, np.inf, core.n, dice)
     obs = core.obs
     n = core.n
     profit = np.zeros(n)
@@ -326,7 +353,7 @@ def _verify(
 ) -> Array:
     """Per-shopper profit of the combined plan under the real budget and desk: exactly what
     the real run of the cohort will earn."""
-    _reset(core, seed, start.memory, start.budget, capacity)
+    _reset(core, seed, start.memory, start.budget, capacity, start.dice)
     obs = core.obs
     used = [int(p) for p in np.unique(assign)]
     profit = np.zeros(core.n)

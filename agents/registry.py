@@ -10,7 +10,13 @@ Names, for a given scenario:
 - a rule set shipped in ``conf/rules/`` by its name (``merchant_rules``), or any rule file
   as ``rules:<path.yaml>``;
 - ``oracle``: the hindsight oracle (:mod:`agents.oracle`); built by :func:`build_policies`
-  with the other listed policies that its own plans do not cover as extra candidates.
+  with the other listed policies that its own plans do not cover as extra candidates;
+- ``informed``: the informed bound (:mod:`agents.informed`): knows the shopper, not the
+  dice; the same candidates as the oracle;
+- ``uplift``: uplift targeting learned from a randomised log
+  (:mod:`agents.opponents.uplift`); ``bandit``: a contextual bandit learned online in the
+  simulator (:mod:`agents.opponents.bandit`); both trained once per scenario and cached
+  (:mod:`agents.opponents.cache`).
 
 An unknown name raises :class:`UnknownPolicyError`, which lists the names that exist.
 """
@@ -29,11 +35,20 @@ from agents.baselines import (
     available_rule_sets,
     load_rules,
 )
+from agents.informed import InformedBound
+from agents.opponents.bandit import BanditSettings, train_bandit
+from agents.opponents.cache import cached
+from agents.opponents.lazy import TrainedOnDemand
+from agents.opponents.uplift import UpliftSettings, train_uplift
 from agents.oracle import Oracle
 from agents.policy import Policy
 from envs.scenario import Scenario
 
 ORACLE = "oracle"
+INFORMED = "informed"
+UPLIFT = "uplift"
+BANDIT = "bandit"
+BOUNDS = (ORACLE, INFORMED)  # references that see hidden state: never a baseline
 NEVER = "never"
 ALWAYS_ALL = "always_*"
 RULES_PREFIX = "rules:"
@@ -52,6 +67,9 @@ def available_policies(scenario: Scenario, rules_folder: Path | None = None) -> 
         *CURVE_EXPONENTS,
         *available_rule_sets(rules_folder),
         f"{RULES_PREFIX}<file.yaml>",
+        UPLIFT,
+        BANDIT,
+        INFORMED,
         ORACLE,
     ]
 
@@ -75,6 +93,16 @@ def build_policy(name: str, scenario: Scenario, rules_folder: Path | None = None
     """
     if name == NEVER:
         return NeverOffer()
+    if name == UPLIFT:
+        u = UpliftSettings()
+        return TrainedOnDemand(
+            UPLIFT, lambda: cached(UPLIFT, scenario, u.to_dict(), lambda: train_uplift(scenario, u))
+        )
+    if name == BANDIT:
+        b = BanditSettings()
+        return TrainedOnDemand(
+            BANDIT, lambda: cached(BANDIT, scenario, b.to_dict(), lambda: train_bandit(scenario, b))
+        )
     if name in CURVE_EXPONENTS:
         return TimeCurvePolicy(scenario, name)
     if name.startswith(RULES_PREFIX):
@@ -125,7 +153,7 @@ def build_policies(
         if name in given:
             built[name] = given[name]
             continue
-        if name == ORACLE:
+        if name in BOUNDS:
             continue
         try:
             built[name] = build_policy(name, scenario, rules_folder)
@@ -139,9 +167,13 @@ def build_policies(
         )
     out: dict[str, Policy] = {}
     for name in expanded:
-        if name == ORACLE and name not in built:
+        if name in BOUNDS and name not in built:
             extra = [p for p in built.values() if not covered_by_oracle(p)]
-            policy: Policy = Oracle(scenario, extra, workers=oracle_workers)
+            policy: Policy = (
+                Oracle(scenario, extra, workers=oracle_workers)
+                if name == ORACLE
+                else InformedBound(scenario, extra)
+            )
         else:
             policy = built[name]
         out.setdefault(policy.name, policy)

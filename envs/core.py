@@ -115,6 +115,7 @@ class ShopperCore:
         k = self.n_actions = self.actions.n
         self.np_random = np.random.default_rng()
         self.seeded = False
+        self.dynamics_seed: int | None = None  # set by reset(seed, dynamics_seed=...)
         self._pool = ShopperPool(self.population, self.np_random, chunk)
         self._rows = np.arange(n)
         self._agent_columns = np.flatnonzero(self.actions.agent)
@@ -176,18 +177,38 @@ class ShopperCore:
         self.final_rows = np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ reset
-    def reset(self, seed: int | None = None, *, keep_memory: bool = False) -> NDArray[np.float32]:
+    def reset(
+        self,
+        seed: int | None = None,
+        *,
+        keep_memory: bool = False,
+        dynamics_seed: int | None = None,
+    ) -> NDArray[np.float32]:
         """Start N new journeys.
 
         A seed (or the first reset) restarts the generator, and with it the shoppers and
         draws to come. Unless ``keep_memory``, the population memory of strategic
         shoppers and the campaign budget restart too; with it, they go on from their
         current values (which a caller may set, to carry them over from another core).
+
+        ``dynamics_seed`` (with ``seed``) replays the same shoppers with other dice: the
+        shoppers of this reset are drawn from ``seed`` exactly as ``reset(seed)`` draws
+        them, and every later draw of the step (and, with autoreset, later shoppers: those
+        come from ``seed``'s stream then) from a generator of its own seeded with
+        ``dynamics_seed``. Without it nothing changes: one generator, seeded with ``seed``.
         """
-        if seed is not None or not self.seeded:
+        if dynamics_seed is not None:
+            if seed is None:
+                raise ValueError("dynamics_seed needs a seed: the shoppers are drawn from it")
+            self._pool = ShopperPool(self.population, np.random.default_rng(seed), self.chunk)
+            self.np_random = np.random.default_rng(dynamics_seed)
+            self.seeded = True
+        elif seed is not None or not self.seeded:
             self.np_random = np.random.default_rng(seed)
             self._pool = ShopperPool(self.population, self.np_random, self.chunk)
             self.seeded = True
+        if seed is not None:
+            self.dynamics_seed = dynamics_seed
         if not keep_memory:
             self.memory = self.scenario.strategic.initial_memory
             self.budget = 0.0 if self._budget_rate is not None else np.inf

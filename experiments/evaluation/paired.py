@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from agents.informed import InformedBound
 from agents.oracle import Oracle
 from agents.policy import Policy
-from agents.registry import NEVER, ORACLE, build_policies
+from agents.registry import BOUNDS, INFORMED, NEVER, ORACLE, build_policies
 from agents.rollout import Outcomes, run_policy
 from envs.scenario import Scenario
 from experiments.evaluation.kpis import (
@@ -122,8 +123,8 @@ def evaluate(
     # the best baseline is among the named policies: an agent passed in as an object (a
     # learner) is what is being compared, not a baseline
     given = {p.name for p in policies if not isinstance(p, str)}
-    named = [n for n in order if n != oracle.name and n not in given]
-    baselines = named or [n for n in order if n != oracle.name]
+    named = [n for n in order if n not in BOUNDS and n not in given]
+    baselines = named or [n for n in order if n not in BOUNDS]
     best = max(baselines, key=lambda n: float(outcomes[n].profit.mean()))
 
     start = time.perf_counter()
@@ -184,6 +185,12 @@ def evaluate(
             "best_baseline": best,
             "seconds": seconds,
             "oracle_plans": dict(sorted(oracle.chosen.items(), key=lambda kv: -kv[1])),
+            "training_data": {
+                p.name: getattr(p, "info")  # noqa: B009 (not every policy has one)
+                for p in built
+                if isinstance(getattr(p, "info", None), dict)
+            },
+            **_informed(built, outcomes, order, confidence),
             "overall": overall,
             "by_segment": by_segment,
             "by_consent": by_consent,
@@ -192,6 +199,41 @@ def evaluate(
     )
     report[PROFITS] = {name: o.profit for name, o in outcomes.items()}
     return report
+
+
+def _informed(
+    built: Sequence[Policy],
+    outcomes: dict[str, Outcomes],
+    order: Sequence[str],
+    confidence: float,
+) -> dict[str, Any]:
+    """With the informed bound evaluated: its plans, and per policy the headroom split into
+    ``learnable`` (informed - policy) and, once, ``luck`` (oracle - informed), paired, in
+    EUR per 1,000 shoppers, and the profit captured against it,
+    (policy - never) / (informed - never)."""
+    bound = next((p for p in built if isinstance(p, InformedBound)), None)
+    if bound is None:
+        return {}
+    inf, never = outcomes[INFORMED].profit, outcomes[NEVER].profit
+    gain = float(inf.mean() - never.mean())
+    return {
+        "informed": INFORMED,
+        "informed_futures": bound.futures,
+        "informed_plans": dict(sorted(bound.chosen.items(), key=lambda kv: -kv[1])),
+        "headroom_split_per_1000": {
+            "luck": paired_interval(outcomes[ORACLE].profit, inf, confidence).scaled(PER),
+            "learnable": {
+                n: paired_interval(inf, outcomes[n].profit, confidence).scaled(PER)
+                for n in order
+                if n not in BOUNDS
+            },
+        },
+        "profit_captured_informed": {
+            n: (float(outcomes[n].profit.mean() - never.mean()) / gain if gain > 0 else None)
+            for n in order
+            if n not in BOUNDS
+        },
+    }
 
 
 def public(report: dict[str, Any]) -> dict[str, Any]:

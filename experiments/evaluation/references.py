@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from agents.policy import Policy
-from agents.registry import NEVER, ORACLE, build_policies
+from agents.registry import BOUNDS, NEVER, ORACLE, build_policies
 from agents.rollout import Outcomes
 from envs.scenario import Scenario
 from experiments.evaluation.kpis import PER, paired_interval
@@ -39,7 +39,7 @@ class References:
     @property
     def best(self) -> str:
         """The baseline with the highest mean profit (the oracle aside)."""
-        baselines = [n for n in self.outcomes if n != ORACLE]
+        baselines = [n for n in self.outcomes if n not in BOUNDS]
         return max(baselines, key=lambda n: float(self.outcomes[n].profit.mean()))
 
 
@@ -85,7 +85,7 @@ def final_report(
     full = evaluate(scenario, [*with_references(baselines), learned], n_shoppers, seed, cohort_size)
     report = public(full)
     overall = report["overall"]
-    names = [n for n in report["policies"] if n not in (ORACLE, learned.name)]
+    names = [n for n in report["policies"] if n not in (*BOUNDS, learned.name)]
     best = max(names, key=lambda n: overall[n]["profit_per_1000"]["estimate"])
     mine = overall[learned.name]
     verdict = _verdict(full[PROFITS], learned.name, best)

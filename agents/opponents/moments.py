@@ -1,0 +1,38 @@
+"""When an opponent decides: at hesitation (exit intent shown, or the shopper away: cart
+abandonment, where a merchant's targeting model or bandit is usually asked), or at every
+step. Read from the observation, as a deployed model would."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from envs.observation import feature_schema
+from envs.scenario import Scenario
+
+HESITATION, EVERY_STEP = "hesitation", "every_step"
+MOMENTS = (HESITATION, EVERY_STEP)
+
+
+def check_moments(moments: str, who: str) -> None:
+    if moments not in MOMENTS:
+        raise ValueError(f"{who}: moments must be one of {MOMENTS}, got {moments!r}")
+
+
+def moment_columns(scenario: Scenario, moments: str) -> NDArray[np.int64] | None:
+    """Observation columns of which one must be set for a decision (None: every step)."""
+    check_moments(moments, "opponent")
+    if moments == EVERY_STEP:
+        return None
+    names = [f.name for f in feature_schema(scenario)]
+    return np.array([names.index("exit_intent"), names.index("away")], dtype=np.int64)
+
+
+def deciding(
+    obs: NDArray[np.float32], mask: NDArray[np.bool_], columns: NDArray[np.int64] | None
+) -> NDArray[np.bool_]:
+    """Rows at a decision moment with something other than ``wait`` eligible."""
+    choice = np.asarray(mask[:, 1:].any(axis=1))
+    if columns is not None:
+        choice = choice & (obs[:, columns] > 0.5).any(axis=1)
+    return choice
