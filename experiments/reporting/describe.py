@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from agents.baselines import rules_dir
-from agents.registry import NEVER, ORACLE
+from agents.registry import BANDIT, INFORMED, NEVER, ORACLE, UPLIFT
 from envs.scenario_files import scenario_dir
 
 CURVES = {
@@ -37,6 +37,18 @@ def describe_policy(name: str, learners: Iterable[str] = ()) -> str:
             "a cheat that sees each shopper's hidden willingness to buy: an upper bound, "
             "not something you can deploy"
         )
+    if name == INFORMED:
+        return (
+            "a bound that knows each shopper's hidden type but not what chance will do: "
+            "what better information use could reach, not something you can deploy"
+        )
+    if name == UPLIFT:
+        return (
+            "uplift targeting: a model fitted on a randomised coupon test, offers where it "
+            "lifts profit"
+        )
+    if name == BANDIT:
+        return "contextual bandit: learned online which offer pays at cart abandonment"
     if name.startswith("always_"):
         what = name.removeprefix("always_").replace("_", " ")
         return f"offers {what} to every shopper about to leave, whenever allowed"

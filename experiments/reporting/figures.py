@@ -254,6 +254,43 @@ def _privacy(pick: Pick) -> dict[str, Any] | None:
     }
 
 
+def _headroom_split(ev: dict[str, Any], policy: str, never: float | None) -> dict[str, Any]:
+    """With the informed bound evaluated (knows the shopper, not the dice): the headroom
+    split into learnable (informed - policy) and luck (clairvoyant - informed), paired,
+    and the profit captured against the informed bound."""
+    split = ev.get("headroom_split_per_1000")
+    informed = ev.get("informed")
+    if not split or not informed or informed not in ev["overall"]:
+        return {}
+    learnable = split["learnable"].get(policy)
+    luck = split["luck"]
+    bound = est(ev["overall"][informed]["profit_per_1000"])
+    captured = (ev.get("profit_captured_informed") or {}).get(policy)
+    l_est, u_est = est(learnable), est(luck)
+    share = (
+        None
+        if l_est is None or u_est is None or l_est + u_est <= 0
+        else max(l_est, 0.0) / (max(l_est, 0.0) + max(u_est, 0.0))
+    )
+    sentence = (
+        f"Of that, {eur(l_est)} {PER} is learnable (the informed bound, which knows each "
+        f"shopper but not the dice, earns {eur(bound)}) and {eur(u_est)} is luck no policy "
+        f"can know; against the informed bound {policy} captures {pct(captured)} of the gain "
+        "over never offering."
+    )
+    return {
+        "informed": informed,
+        "informed_profit_per_1000": bound,
+        "never_profit_per_1000": never,
+        "learnable_per_1000": learnable,
+        "luck_per_1000": luck,
+        "learnable_share": share,
+        "captured_vs_informed": captured,
+        "training_data": ev.get("training_data", {}),
+        "sentence": sentence,
+    }
+
+
 def _headroom(pick: Pick) -> dict[str, Any]:
     overall = pick.ev["overall"]
     oracle = str(pick.ev.get("oracle", ORACLE))
@@ -272,8 +309,12 @@ def _headroom(pick: Pick) -> dict[str, Any]:
         "on the table. The oracle knows what each shopper would do; no real policy reaches "
         "100%, so read this as the most that better timing could still add."
     )
+    split = _headroom_split(pick.ev, pick.policy, never)
+    if split:
+        sentence += " " + split["sentence"]
     return {
         "oracle": oracle,
+        "split": split,
         "profit_per_1000": profits,
         "oracle_gain_per_1000": gain,
         "gain_over_never_per_1000": gains,

@@ -323,6 +323,17 @@ def headroom_plot(scn: dict[str, Any]) -> str | None:
                 fontsize=9.5,
                 color="#7a4b00",
             )
+    split = h.get("split") or {}
+    informed, never = split.get("informed_profit_per_1000"), split.get("never_profit_per_1000")
+    if informed is not None and never is not None:
+        ax.axvline(
+            informed - never,
+            color="#7a4b00",
+            lw=1.6,
+            ls="--",
+            label="informed bound (knows the shopper, not the dice): learnable up to here, "
+            "luck beyond",
+        )
     ax.axvline(0, color="#333333", lw=0.8)
     ax.set_yticks(list(ys), policies)
     ax.invert_yaxis()

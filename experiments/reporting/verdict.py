@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from agents.registry import NEVER, ORACLE
+from agents.registry import BOUNDS, NEVER
 from experiments.evaluation.formatting import eur, pct, per_100
 from experiments.reporting.errors import ReportError
 from experiments.reporting.intervals import (
@@ -117,7 +117,7 @@ def choose_policy(ev: dict[str, Any], rule: str, asked: str | None) -> tuple[str
     learner = learner_of(ev)
     if learner:
         return learner, "the agent trained in this run"
-    others = [p for p in ev["policies"] if p not in (rule, ORACLE)]
+    others = [p for p in ev["policies"] if p != rule and p not in BOUNDS]
     if not others:
         return None
     overall = ev["overall"]
