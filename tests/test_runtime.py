@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,35 @@ def test_one_event_is_decided_as_its_row_in_a_batch(runtime: PolicyRuntime) -> N
             single = runtime.decide({k: float(v[i]) for k, v in columns.items()})
             assert single == batch[i]
             assert single.record() == records[i]
+
+
+def test_threads_deciding_at_once_decide_as_one_thread(runtime: PolicyRuntime) -> None:
+    """Each thread scores one event in its own buffers: threads never see each other's."""
+    events = [
+        {k: float(v[i]) for k, v in columns_of(runtime, obs, context).items()}
+        for obs, _, context in simulator_states(envs.load_scenario("default"), steps=6)
+        for i in range(len(obs))
+    ]
+    alone = [runtime.decide_scored(e) for e in events]
+    results: dict[int, list[Any]] = {}
+
+    def work(k: int) -> None:
+        order = list(range(len(events)))[k::4] + list(range(len(events)))
+        results[k] = [(i, runtime.decide_scored(events[i])) for i in order]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between any two steps of a decision
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(results) == 4
+    for got in results.values():
+        assert all(answer == alone[i] for i, answer in got)
 
 
 # ---------------------------------------------------------------- integrity

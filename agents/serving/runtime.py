@@ -55,14 +55,18 @@ that overrode the model (if any) and a one-line reason.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
+import itertools
 import json
 import math
 import operator
 import os
+import struct
 import sys
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -97,6 +101,9 @@ _REQUIRED_FEATURES = ("cart_value", "shipping_fee", "margin_rate", "away", "cons
 _BINARY, _COUNT, _CONTINUOUS = 1, 2, 0
 _NUMBER_TYPES = frozenset({float, int})
 _ZERO_ONE = frozenset({0, 1})
+# the one-event path looks the allowed actions of a bit set up in a table up to this many
+# actions (2**k entries), and lists them on the fly beyond
+_INDEX_TABLE_ACTIONS = 14
 (
     _R_DISABLED,
     _R_CHANNEL,
@@ -182,6 +189,11 @@ class Decision(NamedTuple):
             "guardrail": self.guardrail,
             "reason": self.reason,
         }
+
+
+#: a :class:`Decision` of its seven fields in order, made in C without the keyword handling
+#: of ``Decision(...)`` (the one-event path makes one per call)
+_decision: Callable[[tuple[Any, ...]], Decision] = functools.partial(tuple.__new__, Decision)
 
 
 _NO_CONCESSION: Mapping[str, Any] = MappingProxyType(
@@ -525,6 +537,16 @@ class PolicyRuntime:
         self._get_inputs = _getter(self.input_names)
         self._get_binary = _getter(self._binary_list)
         self._get_count = _getter(self._count_list)
+        # one event: a binary field whose bounds hold 0 and 1 is checked by being 0 or 1;
+        # the bounds of the others are compared
+        bounded = [
+            i
+            for i, kind in enumerate(self._kinds)
+            if not (kind == _BINARY and self._low[i] <= 0.0 and self._high[i] >= 1.0)
+        ]
+        self._get_bounded = _getter(bounded)
+        self._low_bounded = [self._low[i] for i in bounded]
+        self._high_bounded = [self._high[i] for i in bounded]
 
     def _parse_actions(self, manifest: dict[str, Any]) -> None:
         actions = _need(manifest, "actions", list, "manifest")
@@ -706,9 +728,33 @@ class PolicyRuntime:
         ]
         self._extra_list = act["extra"].tolist()
         self._floor_list = [(a, float(act["floor"][a])) for a in range(1, k) if self._has_floor[a]]
+        # the one-event path's tables: min_cart by bisection of the sorted minimums (the
+        # actions whose minimum is above a price are a suffix), once_per_shopper by the
+        # offered_ flags, the money rules' terms per action, the allowed actions of a bit set
+        by_minimum = sorted(self._min_cart_list, key=operator.itemgetter(1))
+        self._mc_minimums = [least for _, least in by_minimum]
+        suffix = [0] * (len(by_minimum) + 1)
+        for i in reversed(range(len(by_minimum))):
+            suffix[i] = suffix[i + 1] | 1 << by_minimum[i][0]
+        self._mc_suffix = suffix
+        self._once_bits = [1 << a for a, _ in self._once_list]
+        self._get_once = _getter([column for _, column in self._once_list])
+        self._floor_terms = [
+            (1 << a, *self._cost_list[a][1:], self._extra_list[a], floor)
+            for a, floor in self._floor_list
+        ]
+        self._budget_terms = [
+            (1 << a, pct, fixed, ship, self._extra_list[a])
+            for a, pct, fixed, ship in self._cost_list[1:]
+        ]
+        # the allowed actions of a bit set: a table of all 2**k, or listed when asked
+        self._indices: Any = _IndexList(k)
+        if k <= _INDEX_TABLE_ACTIONS:
+            self._indices = [tuple(a for a in range(k) if bits >> a & 1) for bits in range(1 << k)]
         names = self.action_names
         self._names_arr = np.asarray(names, dtype=object)
         self._names_none = np.asarray([*names, None], dtype=object)
+        self._runner_up_names = (*names, None)
         self._rules_none = np.asarray([None, *RULE_NAMES], dtype=object)
         # reason[code, i, j]: code 0 -> model followed, i decided, j runner-up (k: none);
         # code r + 1 -> rule r forbade the model's choice i; j decided
@@ -726,6 +772,8 @@ class PolicyRuntime:
         self._reasons = table
         self._batch_tables()
         self._run = self._fast_run()
+        self._local = threading.local()
+        self._bound = self._bound_run()
         self._reasons_list = table.tolist()
         self._kind_arr = act["kind"]
         self._channel_arr = act["channel"]
@@ -781,15 +829,15 @@ class PolicyRuntime:
         always), the network's scores and the event's values in :attr:`input_names` order
         (as given: consent-gated features not zeroed)."""
         scores, allowed, fails, vals = self._one(event)
-        return self._choose(scores, allowed, fails), allowed, scores, vals
+        return self._choose(scores, allowed, fails), allowed, scores, list(vals)
 
-    def _one(self, event: Mapping[str, Any]) -> tuple[list[float], int, list[int], list[Any]]:
+    def _one(self, event: Mapping[str, Any]) -> tuple[list[float], int, list[int], Sequence[Any]]:
         if type(event) is not dict and not isinstance(event, Mapping):
             raise PolicyInputError(
                 None, f"an event must be a mapping of field -> number, got {type(event).__name__}"
             )
         try:
-            vals = list(self._get_inputs(event))
+            vals: Sequence[Any] = self._get_inputs(event)
         except (KeyError, TypeError):
             self._raise_fields(event.keys())
         if len(event) != self._n_inputs:
@@ -797,7 +845,10 @@ class PolicyRuntime:
         if not _NUMBER_TYPES.issuperset(map(type, vals)):
             vals = [self._scalar(name, v) for name, v in zip(self.input_names, vals, strict=True)]
         le = operator.le
-        if not (all(map(le, self._low, vals)) and all(map(le, vals, self._high))):
+        bounded = self._get_bounded(vals)
+        if not (
+            all(map(le, self._low_bounded, bounded)) and all(map(le, bounded, self._high_bounded))
+        ):
             self._raise_first_event(vals)
         if self._binary_list and not _ZERO_ONE.issuperset(self._get_binary(vals)):
             self._raise_first_event(vals)
@@ -807,17 +858,39 @@ class PolicyRuntime:
                 self._raise_first_event(vals)
         features = vals[: self._nf]
         if not features[self._i_consent]:
+            features = list(features)
             for g in self._gated_list:
                 features[g] = 0.0
-        obs = np.array([features], dtype=np.float32)
-        if not self._identity:
-            obs = self._normalise(obs)
-        scores = self._run(self._output_names, {self._input_name: obs})[0][0].tolist()
+        scores = self._scores_one(features)
         fails = self._rule_bits(vals)
         allowed = self._bits_all & ~(functools.reduce(operator.or_, fails)) | 1
         return scores, allowed, fails, vals
 
-    def _raise_first_event(self, vals: list[Any]) -> NoReturn:
+    def _scores_one(self, features: Sequence[float]) -> list[float]:
+        """The network's scores of one event's features: written into this thread's input
+        buffer, bound once to the session (no arrays made per call), when this
+        onnxruntime binds buffers and gives the same scores so; else through ``run``."""
+        if self._bound is None:
+            obs = np.array([features], dtype=np.float32)
+            if not self._identity:
+                obs = self._normalise(obs)
+            out: list[float] = self._run(self._output_names, {self._input_name: obs})[0][0].tolist()
+            return out
+        try:
+            fill, run, x, y = self._local.bound
+        except AttributeError:
+            fill, run, x, y = self._local.bound = self._bound()
+        try:
+            fill(*features)  # float32, as numpy casts
+        except OverflowError:  # beyond float32's range (bounds allowed it): inf, as numpy
+            x[0] = features
+        if not self._identity:
+            self._normalise_into(x)
+        run()
+        scores: list[float] = y[0].tolist()
+        return scores
+
+    def _raise_first_event(self, vals: Sequence[Any]) -> NoReturn:
         """Raise for the first invalid value of an event (in input order)."""
         for i, kind in enumerate(self._kinds):
             v = _as_float(vals[i])
@@ -836,7 +909,7 @@ class PolicyRuntime:
             raise PolicyInputError(name, "must be a number, got null (None)")
         raise PolicyInputError(name, f"must be a number, got {type(v).__name__} {v!r:.40}")
 
-    def _rule_bits(self, vals: list[Any]) -> list[int]:
+    def _rule_bits(self, vals: Sequence[Any]) -> list[int]:
         """Per rule (in :data:`RULES` order), the bit set of the actions it forbids."""
         away = vals[self._i_away]
         consent = vals[self._i_consent]
@@ -845,36 +918,28 @@ class PolicyRuntime:
         channel = self._bits_onsite if away else self._bits_email
         email_consent = 0 if consent else self._bits_email
         cap = self._bits_offers if vals[self._i_offers] >= self.max_offers_per_shopper else 0
-        min_cart = 0
+        # the actions whose minimum cart is above the price
         lowered = price * (1.0 + TOLERANCE)
-        for a, least in self._min_cart_list:
-            if lowered < least:
-                min_cart |= 1 << a
+        min_cart = self._mc_suffix[bisect.bisect_right(self._mc_minimums, lowered)]
         floor_bits = 0
-        if self._floor_list:
-            cost = self._cost_list
-            extra = self._extra_list
+        if self._floor_terms:
             left = price + fee - price * (1.0 - vals[self._i_margin]) - vals[self._i_carrier]
             slack = TOLERANCE * price
-            for a, floor in self._floor_list:
-                _, pct, fixed, ship = cost[a]
-                spent = pct * price + min(fixed, price) + ship * fee + extra[a]
+            for bit, pct, fixed, ship, extra, floor in self._floor_terms:
+                spent = pct * price + min(fixed, price) + ship * fee + extra
                 if left - spent + slack < floor * price:
-                    floor_bits |= 1 << a
-        once = 0
-        for a, column in self._once_list:
-            if vals[column]:
-                once |= 1 << a
+                    floor_bits |= bit
+        # distinct bits: their sum is their union
+        once = sum(itertools.compress(self._once_bits, self._get_once(vals)))
         chat = self._bits_agent if vals[self._i_in_chat] else 0
         capacity = self._bits_agent if vals[self._i_free] < 1 else 0
         budget_bits = 0
         if self._i_budget is not None:
             budget = vals[self._i_budget]
-            extra = self._extra_list
-            for a, pct, fixed, ship in self._cost_list[1:]:
-                spent = pct * price + min(fixed, price) + ship * fee + extra[a]
+            for bit, pct, fixed, ship, extra in self._budget_terms:
+                spent = pct * price + min(fixed, price) + ship * fee + extra
                 if spent * (1.0 - TOLERANCE) > budget:
-                    budget_bits |= 1 << a
+                    budget_bits |= bit
         return [
             self._bits_disabled,
             channel,
@@ -890,17 +955,14 @@ class PolicyRuntime:
 
     def _choose(self, scores: list[float], allowed: int, fails: list[int]) -> Decision:
         k = self._k
-        # by score, best first; ties keep index order (as argmax takes the first maximum)
-        ranked = sorted(range(k), key=scores.__getitem__, reverse=True)
-        top = ranked[0]
-        best = second = k  # k: none
-        for a in ranked:
-            if allowed >> a & 1:
-                if best == k:
-                    best = a
-                else:
-                    second = a
-                    break
+        # the best-scoring action, and the best and second best allowed ones; ties go to
+        # the lowest index (as argmax takes the first maximum). wait is always allowed.
+        score = scores.__getitem__
+        top = scores.index(max(scores))
+        indices = self._indices
+        best = top if allowed >> top & 1 else max(indices[allowed], key=score)
+        others = indices[allowed & ~(1 << best)]
+        second = max(others, key=score) if others else k  # k: none
         if best == top or self.selection == "masked_argmax":
             chosen = best
         else:  # argmax_else_wait, the model's choice forbidden: wait; runner-up best other
@@ -909,24 +971,28 @@ class PolicyRuntime:
                 second = best
         names = self.action_names
         if chosen == top:
-            return Decision(
+            return _decision(
+                (
+                    names[chosen],
+                    chosen,
+                    self._details[chosen],
+                    self._reasons_list[0][chosen][second],
+                    names[top],
+                    self._runner_up_names[second],
+                    None,
+                )
+            )
+        code = next(r for r, f in enumerate(fails) if f >> top & 1) + 1
+        return _decision(
+            (
                 names[chosen],
                 chosen,
                 self._details[chosen],
-                self._reasons_list[0][chosen][second],
+                self._reasons_list[code][top][chosen],
                 names[top],
-                self._names_none[second],
-                None,
+                self._runner_up_names[second],
+                RULE_NAMES[code - 1],
             )
-        code = next(r for r, f in enumerate(fails) if f >> top & 1) + 1
-        return Decision(
-            names[chosen],
-            chosen,
-            self._details[chosen],
-            self._reasons_list[code][top][chosen],
-            names[top],
-            self._names_none[second],
-            RULE_NAMES[code - 1],
         )
 
     # ------------------------------------------------------------ a batch
@@ -1025,6 +1091,50 @@ class PolicyRuntime:
         cost += act["ship"][cols] * fee
         cost += act["extra"][cols]
         return cost
+
+    def _bound_run(self) -> Callable[[], tuple[Any, Any, Any, Any]] | None:
+        """A maker of one thread's ``(fill, run, input buffer, output buffer)``: the
+        session bound to a ``(1, n_features)`` and a ``(1, n_actions)`` float32 buffer,
+        ``fill(*features)`` writing the input buffer, ``run()`` scoring it into the output
+        buffer. None if this onnxruntime cannot bind buffers so, or scores other than
+        ``run`` on a probe."""
+        session, k, nf = self._session, self._k, self._nf
+        pack_into = struct.Struct(f"={nf}f").pack_into
+
+        def make() -> tuple[Any, Any, Any, Any]:
+            x = np.zeros((1, nf), dtype=np.float32)
+            y = np.zeros((1, k), dtype=np.float32)
+            binding = session.io_binding()
+            binding.bind_input(self._input_name, "cpu", 0, np.float32, [1, nf], x.ctypes.data)
+            binding.bind_output(self._output_names[0], "cpu", 0, np.float32, [1, k], y.ctypes.data)
+            inner = getattr(getattr(session, "_sess", None), "run_with_iobinding", None)
+            inner_binding = getattr(binding, "_iobinding", None)
+            if inner is not None and inner_binding is not None:
+                run = functools.partial(inner, inner_binding, None)
+            else:
+                run = functools.partial(session.run_with_iobinding, binding)
+            fill = functools.partial(pack_into, x.data.cast("B"), 0)
+            return fill, run, x, y  # the binding, which points at x and y, lives in run
+
+        try:
+            probe = np.random.default_rng(0).uniform(-1.0, 1.0, (4, nf)).astype(np.float32)
+            fill, run, _, y = make()
+            for row in probe:
+                fill(*row.tolist())
+                run()
+                expected = session.run(self._output_names, {self._input_name: row[None]})[0]
+                if not np.array_equal(y, expected):
+                    return None
+        except Exception:  # any incompatibility: keep the public call
+            return None
+        return make
+
+    def _normalise_into(self, x: NDArray[np.float32]) -> None:
+        """:meth:`_normalise` in place."""
+        np.subtract(x, self._offset, out=x)
+        np.divide(x, self._scale, out=x)
+        if self._clip is not None:
+            np.clip(x, -self._clip, self._clip, out=x)
 
     def _fast_run(self) -> Any:
         """The session's run without its per-call Python checks of the input names (they
@@ -1180,6 +1290,17 @@ def _as_float(value: Any) -> float:
         return float(value)
     except OverflowError:
         return math.inf if value > 0 else -math.inf
+
+
+class _IndexList:
+    """The actions of a bit set, in index order, listed when asked (``_IndexList(k)[bits]``):
+    the one-event path's stand-in for its table when there are too many actions."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def __getitem__(self, bits: int) -> tuple[int, ...]:
+        return tuple(a for a in range(self.k) if bits >> a & 1)
 
 
 def _run_inner(inner: Any, output_names: list[str], feed: dict[str, Any]) -> Any:
