@@ -112,7 +112,7 @@ class DecisionService:
     def _decide_one(self, request: DecideRequest) -> dict[str, Any]:
         """One event: the runtime's one-event path, exploration in plain Python."""
         try:
-            d, bits, scores, values = self.runtime.decide_scored(request.events[0])
+            d, bits, scores, values = self.runtime.decide_scored(request.event(0))
         except PolicyInputError as err:
             raise BadRequest(400, err.problem, err.field, 0) from None
         k = self._k
@@ -177,7 +177,8 @@ class DecisionService:
         )
 
     def _decide_batch(self, request: DecideRequest) -> dict[str, Any]:
-        columns = request.columns(self.names)
+        x = request.matrix()
+        columns = request.columns(self.names, x)
         try:
             d = self.runtime.decide_batch(columns)
         except PolicyInputError as err:
@@ -190,40 +191,43 @@ class DecisionService:
         chosen = self.explorer.draw(probs, self.rng)
         taken = probs[np.arange(n), chosen].tolist()
         explored = chosen != decided
-        token = self.token
-        ids = [f"{token}-{next(self._ids):x}" for _ in range(n)]
+        # the event ids: the next n numbers of this worker's counter, in hexadecimal
+        ids = list(map(f"{self.token}-{{:x}}".format, itertools.islice(self._ids, n)))
         actions = self.actions
         details = self.details
         reasons = d.reason.tolist()
         guardrails = d.guardrail.tolist()
-        models = d.model_choice.tolist()
         chosen_list = chosen.tolist()
-        decided_list = decided.tolist()
         explored_list = explored.tolist()
-        out = []
-        for i in range(n):
-            a = chosen_list[i]
-            reason = reasons[i]
-            if explored_list[i]:
-                allowed = int(d.allowed[i].sum())
-                reason = self._explored_reason(a, decided_list[i], allowed, reason)
-            out.append(
-                {
-                    "event_id": ids[i],
-                    "action": actions[a],
-                    "probability": taken[i],
-                    "explored": explored_list[i],
-                    "reason": reason,
-                    "concession": details[a],
-                    "model_choice": models[i],
-                    "guardrail": guardrails[i],
-                }
+        for i in np.flatnonzero(explored).tolist():
+            allowed = int(d.allowed[i].sum())
+            reasons[i] = self._explored_reason(chosen_list[i], int(decided[i]), allowed, reasons[i])
+        out = [
+            {
+                "event_id": event_id,
+                "action": actions[a],
+                "probability": p,
+                "explored": was,
+                "reason": reason,
+                "concession": details[a],
+                "model_choice": model,
+                "guardrail": rule,
+            }
+            for event_id, a, p, was, reason, model, rule in zip(
+                ids, chosen_list, taken, explored_list, reasons, d.model_choice.tolist(),
+                guardrails, strict=True,
             )
-        for rule, count in Counter(g for g in guardrails if g is not None).items():
-            self.metrics.override_of[rule].inc(count)
-        journeys = [j if j is not None else ids[i] for i, j in enumerate(request.journeys)]
+        ]  # fmt: skip
+        for rule, count in Counter(guardrails).items():
+            if rule is not None:
+                self.metrics.override_of[rule].inc(count)
+        if request.journeys.count(None) == n:  # every event a journey of its own
+            journeys = ids
+        else:
+            journeys = [e if j is None else j for e, j in zip(ids, request.journeys, strict=True)]
+        features = x[:, : self._nf] if x is not None else columns
         block = DecisionBlock(
-            ids, journeys, request.steps, time.time(), columns, d.allowed, probs, chosen, explored
+            ids, journeys, request.steps, time.time(), features, d.allowed, probs, chosen, explored
         )
         logged = self.writer.put(DECISIONS, block)
         self.metrics.queue.set(self.writer.queued_rows)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from agents.logs.schema import END_EVENTS
 from envs.ledger import LEDGER_TERMS, profit
@@ -79,28 +80,46 @@ def one_key(body: Any, one: str, many: str) -> tuple[list[Any], bool]:
 
 @dataclass
 class DecideRequest:
-    """The events of one ``/decide`` request (without ``journey`` and ``step``), with
-    their journeys (None: the event is a journey of its own) and steps."""
+    """The events of one ``/decide`` request: ``events`` as sent (with ``journey`` and
+    ``step`` if given), ``rows`` their values in the policy's input order (one tuple per
+    event), their journeys (None: the event is a journey of its own) and steps."""
 
     events: list[dict[str, Any]]
     journeys: list[str | None]
     steps: list[int]
     n: int
+    rows: list[tuple[Any, ...]]
 
-    def columns(self, names: Sequence[str]) -> dict[str, Any]:
-        """The events as columns: views of one float64 matrix when every value is a
+    def event(self, i: int) -> dict[str, Any]:
+        """Event ``i`` without ``journey`` and ``step``."""
+        event = self.events[i]
+        if self.journeys[i] is None:
+            return event
+        return {k: v for k, v in event.items() if k not in META}
+
+    def matrix(self) -> NDArray[np.float64] | None:
+        """The rows as one float64 matrix ``(n, n_inputs)`` when every value is a number
+        (int or float, not a boolean), else None."""
+        values = itertools.chain.from_iterable(self.rows)
+        if not _NUMBERS.issuperset(map(type, values)):
+            return None
+        width = len(self.rows[0])
+        flat = itertools.chain.from_iterable(self.rows)
+        try:
+            return np.fromiter(flat, np.float64, self.n * width).reshape(self.n, width)
+        except OverflowError:  # an integer beyond float64: the runtime names it
+            return None
+
+    def columns(self, names: Sequence[str], x: NDArray[np.float64] | None = None) -> dict[str, Any]:
+        """The events as columns by ``names`` (the order of the rows): views of
+        :meth:`matrix` (or of ``x``, that matrix already made) when every value is a
         number (the fast path), else the lists as sent (the runtime then names the bad
         value and its row)."""
-        get = operator.itemgetter(*names)
-        rows = [get(event) for event in self.events]
-        if _NUMBERS.issuperset(map(type, itertools.chain.from_iterable(rows))):
-            try:
-                x = np.array(rows, dtype=np.float64)
-            except OverflowError:
-                pass
-            else:
-                return {name: x[:, j] for j, name in enumerate(names)}
-        return {name: [row[j] for row in rows] for j, name in enumerate(names)}
+        if x is None:
+            x = self.matrix()
+        if x is not None:
+            return {name: x[:, j] for j, name in enumerate(names)}
+        return {name: [row[j] for row in self.rows] for j, name in enumerate(names)}
 
 
 def parse_decide(body: Any, names: Sequence[str], max_events: int) -> DecideRequest:
@@ -113,17 +132,34 @@ def parse_decide(body: Any, names: Sequence[str], max_events: int) -> DecideRequ
         raise BadRequest(
             413, f"{n} events in one request; at most {max_events}: split the batch", "events"
         )
+    m = len(names)
+    get = operator.itemgetter(*names) if m > 1 else lambda event: (event[names[0]],)
+    fast = _uniform_batch(events, get, m)
+    if fast is not None:
+        return fast
     keys = frozenset(names)
     with_meta = keys | frozenset(META)
     journeys: list[str | None] = [None] * n
     steps = [0] * n
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
     for i, event in enumerate(events):
         if type(event) is not dict:
             raise BadRequest(
                 400, f"an event must be a JSON object, got {_kind(event)}", "events", i
             )
-        if event.keys() == keys:
-            continue
+        # every name present and no other key: exactly the policy's fields (plus journey
+        # and step, checked below, when two more keys are those)
+        size = len(event)
+        if size == m or (size == m + 2 and "journey" in event and "step" in event):
+            try:
+                append(get(event))
+            except KeyError:
+                pass
+            else:
+                if size != m:
+                    journeys[i], steps[i] = _journey(event, i)
+                continue
         given = event.keys()
         unknown = sorted(str(k) for k in given if k not in with_meta)
         missing = [k for k in names if k not in given]
@@ -141,8 +177,34 @@ def parse_decide(body: Any, names: Sequence[str], max_events: int) -> DecideRequ
                 i,
             )
         journeys[i], steps[i] = _journey(event, i)
-        events[i] = {k: v for k, v in event.items() if k in keys}
-    return DecideRequest(events, journeys, steps, n)
+        append(get(event))
+    return DecideRequest(events, journeys, steps, n, rows)
+
+
+def _uniform_batch(events: list[Any], get: Any, m: int) -> DecideRequest | None:
+    """The request of a batch whose events all have exactly the policy's ``m`` fields, or
+    all exactly those and a valid ``journey`` with its ``step``, checked in whole-list
+    passes; None otherwise (the event-by-event check then names the problem)."""
+    n = len(events)
+    if set(map(type, events)) != {dict}:
+        return None
+    try:
+        rows = list(map(get, events))  # every event has every name...
+        size = sum(map(len, events))
+        if size == n * m:  # ...and, each having m keys at least, no other
+            return DecideRequest(events, [None] * n, [0] * n, n, rows)
+        if size != n * (m + 2):
+            return None
+        journeys = list(map(operator.itemgetter("journey"), events))
+        steps = list(map(operator.itemgetter("step"), events))
+    except KeyError:
+        return None
+    if set(map(type, journeys)) != {str} or set(map(type, steps)) != {int}:
+        return None
+    lengths = list(map(len, journeys))
+    if min(lengths) < 1 or max(lengths) > MAX_KEY or min(steps) < 0 or max(steps) >= 2**63:
+        return None
+    return DecideRequest(events, list(journeys), steps, n, rows)
 
 
 def _journey(event: dict[str, Any], row: int) -> tuple[str | None, int]:

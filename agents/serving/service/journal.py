@@ -167,14 +167,24 @@ def decision_table(blocks: list[DecisionBlock], spec: LogSpec, schema: pa.Schema
     ids = [e for b in blocks for e in b.event_ids]
     n = len(ids)
     k = len(spec.actions)
-    allowed = np.concatenate([np.asarray(b.allowed, bool).reshape(len(b), k) for b in blocks])
-    probs = np.concatenate([np.asarray(b.probs, np.float64).reshape(len(b), k) for b in blocks])
+    # column-major: each column below is one contiguous run of memory for Arrow
+    allowed = np.asfortranarray(
+        np.concatenate([np.asarray(b.allowed, bool).reshape(len(b), k) for b in blocks])
+    )
+    probs = np.asfortranarray(
+        np.concatenate([np.asarray(b.probs, np.float64).reshape(len(b), k) for b in blocks])
+    )
     action = np.concatenate([np.asarray(b.action, np.int64).reshape(len(b)) for b in blocks])
     explored = np.concatenate([np.asarray(b.explored, bool).reshape(len(b)) for b in blocks])
-    features = np.concatenate([b.feature_matrix(spec.features) for b in blocks])
+    features = np.asfortranarray(np.concatenate([b.feature_matrix(spec.features) for b in blocks]))
+    event_ids = pa.array(ids, pa.string())
+    if all(b.journeys is b.event_ids for b in blocks):  # each event a journey of its own
+        journeys = event_ids
+    else:
+        journeys = pa.array([j for b in blocks for j in b.journeys], pa.string())
     out: dict[str, pa.Array] = {
-        EVENT_ID: pa.array(ids, pa.string()),
-        JOURNEY: pa.array([j for b in blocks for j in b.journeys], pa.string()),
+        EVENT_ID: event_ids,
+        JOURNEY: journeys,
         STEP: pa.array([s for b in blocks for s in b.steps], pa.int64()),
         TIMESTAMP: pa.concat_arrays(
             [_timestamps_of(stamps)] * bool(stamps)
@@ -192,8 +202,8 @@ def decision_table(blocks: list[DecisionBlock], spec: LogSpec, schema: pa.Schema
             out[name] = pa.array(values, pa.float64())
     for j, name in enumerate(spec.eligible_columns):
         out[name] = pa.array(allowed[:, j], pa.bool_())
-    names = np.asarray(spec.actions, dtype=object)
-    out[ACTION] = pa.array(names[action].tolist(), pa.string())
+    names = pa.array(spec.actions, pa.string())
+    out[ACTION] = pa.DictionaryArray.from_arrays(pa.array(action), names).cast(pa.string())
     out[PROPENSITY] = pa.array(probs[np.arange(n), action], pa.float64())
     for j, name in enumerate(spec.probability_columns):
         out[name] = pa.array(probs[:, j], pa.float64())
