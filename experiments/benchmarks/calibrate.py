@@ -36,7 +36,7 @@ from experiments.calibration.fit import DATA
 from experiments.calibration.fitting import ShopData
 from experiments.calibration.parameters import resolve
 from experiments.calibration.pipeline import calibrate
-from experiments.calibration.recovery import recover
+from experiments.calibration.recovery import compare_policies, recover, truth
 from experiments.calibration.sessions import online_shoppers_sessions
 
 CASES: dict[str, tuple[dict[str, float], str]] = {
@@ -135,48 +135,18 @@ def bench_calibrate(args: argparse.Namespace) -> dict[str, Any]:
         )
         if args.train_steps > 0:
             agent = trained_agent(result.fitted, args.train_steps, args.seed)
-            more, _ = recover_policies(start, changes, result.fitted, [*policies, agent], args)
-            report["policies"] = more
+            report["policies"] = compare_policies(
+                truth(start, changes),
+                result.fitted,
+                start,
+                [*policies, agent],
+                args.eval_shoppers,
+                args.seed + 11,
+            )
         cases[name] = report
     out["recovery"] = cases
     out["seconds"] = round(time.perf_counter() - clock, 1)
     return out
-
-
-def recover_policies(
-    start: Scenario,
-    changes: dict[str, float],
-    fitted: Scenario,
-    policies: list[Policy],
-    args: argparse.Namespace,
-) -> tuple[dict[str, Any], None]:
-    from experiments.calibration.recovery import policy_profits, truth
-
-    true = truth(start, changes)
-    profits = policy_profits(
-        {"true": true, "fitted": fitted, "start": start},
-        policies,
-        args.eval_shoppers,
-        args.seed + 11,
-    )
-    names = [p.name for p in policies]
-
-    def ranking(label: str) -> list[str]:
-        return sorted(names, key=lambda n: -profits[label][n]["estimate"])
-
-    return {
-        "profit_per_1000": profits,
-        "ranking_true": ranking("true"),
-        "ranking_fitted": ranking("fitted"),
-        "ranking_start": ranking("start"),
-        "same_ranking": ranking("true") == ranking("fitted"),
-        "fitted_within_true_interval": {
-            n: profits["true"][n]["low"]
-            <= profits["fitted"][n]["estimate"]
-            <= profits["true"][n]["high"]
-            for n in names
-        },
-    }, None
 
 
 def print_table(result: dict[str, Any]) -> None:
