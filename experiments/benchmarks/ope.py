@@ -111,7 +111,20 @@ def _summary(truth: float, rows: list[dict[str, Any]], estimators: Sequence[str]
         "mean_width": float(np.mean([r["high"] - r["low"] for r in rec])),
     }
     out["mean_ess"] = float(np.mean([r["ess"] for r in rows]))
-    out["untrusted_share"] = float(np.mean([r["trust"] == "not trustworthy" for r in rows]))
+    verdicts = [r["trust"] for r in rows]
+    out["verdicts"] = {v: verdicts.count(v) for v in sorted(set(verdicts))}
+    out["coverage_by_verdict"] = {
+        v: float(
+            np.mean(
+                [
+                    r["low"] <= truth <= r["high"]
+                    for r, t in zip(rec, verdicts, strict=True)
+                    if t == v
+                ]
+            )
+        )
+        for v in out["verdicts"]
+    }
     return out
 
 
@@ -211,17 +224,18 @@ def render(results: list[dict[str, Any]]) -> None:
         for size, per_policy in res["by_journeys"].items():
             for policy, summary in per_policy.items():
                 for e, s in summary.items():
-                    if not isinstance(s, dict):
+                    if not isinstance(s, dict) or "coverage" not in s:
                         continue
                     label = f"{e} ({','.join(s['estimators'])})" if e == "recommended" else e
                     print(
                         f"{int(size):>9,} {policy:<24} {label:<12} {s['coverage']:>8.0%} "
                         f"{s['bias']:>8,.0f} {s['rmse']:>8,.0f} {s['mean_width']:>8,.0f}"
                     )
-                print(
-                    f"{'':>9} {policy:<24} mean ESS {summary['mean_ess']:,.0f}, "
-                    f"not trustworthy in {summary['untrusted_share']:.0%} of draws"
+                verdicts = ", ".join(
+                    f"{v} {n} (coverage {summary['coverage_by_verdict'][v]:.0%})"
+                    for v, n in summary["verdicts"].items()
                 )
+                print(f"{'':>9} {policy:<24} mean ESS {summary['mean_ess']:,.0f}; {verdicts}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -238,8 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--truth-shoppers", type=int, default=1_000_000)
     parser.add_argument("--truth-seed", type=int, default=987_654)
     parser.add_argument("--rule-shoppers", type=int, default=100_000)
-    parser.add_argument("--agent-timesteps", type=int, default=500_000)
-    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--agent-timesteps", type=int, default=1_000_000)
+    parser.add_argument("--resamples", type=int, default=500)
     args = parser.parse_args(argv)
     results = [bench_scenario(args, name) for name in args.scenarios]
     render(results)

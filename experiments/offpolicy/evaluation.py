@@ -12,13 +12,17 @@ diagnostics and warnings of :mod:`experiments.offpolicy.diagnostics`.
 interval is widened by the spread of the estimates over refits of the propensity model
 on bootstrap resamples of the journeys.
 
-**The recommended estimate** is the doubly robust one (``dr``): it is unbiased when the
-propensities are exact, whatever the value model's errors (cross-fitting), and the value
-model takes much of the importance weights' noise out. It falls back to the
-self-normalised per-decision estimate (``wpdis``) when there is no value model (fewer
+**The recommended estimate** is the weighted doubly robust one (``wdr``; on a
+single-decision log the doubly robust one, ``dr``): doubly robust, so unbiased (``dr``)
+or consistent (``wdr``) when the propensities are exact whatever the value model's errors
+(cross-fitting), with the value model taking much of the importance weights' noise out;
+and on journeys of many decisions the self-normalised weights keep a few heavily weighted
+journeys from swinging the estimate (its intervals covered the simulator's truth as often
+as ``dr``'s, and were narrower, in ``python -m experiments.bench ope``). It falls back to
+the self-normalised per-decision estimate (``wpdis``) when there is no value model (fewer
 journeys than ``value_model.min_journeys``, or none asked for) or when the value model
-explains nothing of the returns (its out-of-fold R² of profit at or below 0). The
-choice and its reason are in the output.
+explains nothing of the returns (its out-of-fold R² of profit at or below 0). The choice
+and its reason are in the output.
 
 The result is a JSON-ready dict (see :func:`evaluate_offpolicy`); the merchant report
 and the ``ope`` app render it.
@@ -268,7 +272,14 @@ def _evaluate_one(
                 again = np.array([stat_of(rw).estimate(journeys.n_journeys) for rw in refit_w])
                 iv = widen(iv, again, s.bootstrap.confidence)
             estimates.setdefault(e, {})[key] = iv.scaled(scale).to_json()
-    chosen, why = _recommend(fit_dr, r2, s, journeys.n_journeys, props.source == "estimated")
+    chosen, why = _recommend(
+        fit_dr,
+        r2,
+        s,
+        journeys.n_journeys,
+        props.source == "estimated",
+        journeys.single_decision,
+    )
     trust, warnings = assess(name, diagnostics, props.source == "estimated")
     names = _names(journeys)
     return {
@@ -296,7 +307,12 @@ def _statistics(
 
 
 def _recommend(
-    fit_dr: bool, r2: dict[str, float], s: OPESettings, n_journeys: int, estimated: bool
+    fit_dr: bool,
+    r2: dict[str, float],
+    s: OPESettings,
+    n_journeys: int,
+    estimated: bool,
+    single: bool,
 ) -> tuple[str, str]:
     if not fit_dr:
         reason = (
@@ -319,9 +335,15 @@ def _recommend(
         else "unbiased with the logged propensities whatever the value model's errors "
         "(cross-fitted)"
     )
-    return est.DR, (
-        f"doubly robust: {first}, and its value model (out-of-fold R² {fit:.2f}) takes much "
-        "of the importance weights' noise out"
+    if single:
+        return est.DR, (
+            f"doubly robust: {first}, and its value model (out-of-fold R² {fit:.2f}) takes "
+            "much of the importance weights' noise out"
+        )
+    return est.WDR, (
+        f"weighted doubly robust: the doubly robust estimate ({first}) with its weights "
+        "self-normalised per step, which keeps a few heavily weighted journeys from swinging "
+        f"it; its value model explains {fit:.0%} of the returns out of fold"
     )
 
 

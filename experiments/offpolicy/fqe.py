@@ -1,23 +1,26 @@
 """The value model of the doubly robust estimators: fitted-Q evaluation, cross-fitted.
 
-``Q(x, a)`` estimates a signal's sum from a decision to the journey's end when the
-merchant takes ``a`` at the observation ``x`` and then follows the evaluated policy
-``pi``; ``V(x) = sum_a pi(a | x) Q(x, a)``.
+The evaluated policies decide deterministically (:mod:`experiments.offpolicy.targets`),
+so the doubly robust estimators only ever need ``V(x) = Q(x, pi(x))``, the signal's
+expected sum from a decision to the journey's end when the merchant does what ``pi``
+says at ``x`` and after: wherever the logged action differs from ``pi``'s the weight
+``w_t`` is 0 and ``Q(x_t, a_t)`` drops out, and wherever it agrees ``Q(x_t, a_t) =
+V(x_t)``. So the model is fitted on the rows where the logger did what ``pi`` would
+have done, and needs no action input (a regression tree would be slow to tell actions
+apart from the state, and would pull ``V`` towards the logger's own value).
 
 **Fitted-Q evaluation with tree-backup targets.** A scikit-learn
-``HistGradientBoostingRegressor`` is fitted on the logged rows, inputs the features (null
-as 0) and the action taken (one-hot), target the tree-backup return (Precup et al.,
-2000) of the current model: backwards through each journey,
+``HistGradientBoostingRegressor`` of the target on the features (null as 0), where the
+target of a row is its tree-backup return (Precup et al., 2000) under the current model,
+backwards through each journey:
 
-    G_t = r_t + V(x_{t+1}) + c_{t+1} (G_{t+1} - Q(x_{t+1}, a_{t+1})),  c = pi(a | x),
+    G_t = y_t + (G_{t+1} if the logger did pi's action at t+1, else V(x_{t+1}))
 
-(``G = r`` on a journey's last row). Where the logger did what ``pi`` would do the
-return runs on along the logged journey, and where it did not it is cut by the model's
-own ``V``: no importance weight enters the regression. The first fit uses ``Q = 0`` (the
-rewards up to the first decision ``pi`` would have taken otherwise); each refit replaces
-the model. A journey whose logged actions all agree with ``pi`` needs one fit; each
-disagreement needs one more, so a few iterations (:attr:`ValueModelSettings.iterations`)
-suffice where plain one-step fitted-Q would need the journey's length.
+(``G = y`` on a journey's last row). So the return runs on along the logged journey as
+long as the logger agrees with ``pi``, and where it does not it is cut by the model's own
+``V``: no importance weight enters the regression. The first fit uses ``V = 0``; each
+refit replaces the model. A journey that agrees with ``pi`` throughout needs one fit, and
+each disagreement one more: :attr:`ValueModelSettings.iterations` bounds them.
 
 **Cross-fitting.** The journeys are split at random into ``folds``; the model that
 predicts a journey's rows was fitted on the other folds only. Then the doubly robust
@@ -28,6 +31,7 @@ estimate is unbiased when the propensities are exact, whatever the model's error
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -75,73 +79,38 @@ class ValueModelSettings:
 
 @dataclass(frozen=True)
 class ValueEstimates:
-    """Out-of-fold predictions per row: ``q_taken`` = Q(x_t, a_t), ``v`` = V(x_t); and
-    ``r2``, the out-of-fold R² of the last fit's targets (how much of the return the model
-    explains: at or below 0 it is no better than the mean)."""
+    """Out-of-fold predictions per row: ``q_taken`` = Q(x_t, a_t) where the logged action
+    is the policy's (where it is not, the estimators weigh it by 0; it is set to ``v``),
+    ``v`` = V(x_t); and ``r2``, the out-of-fold R² of the model on the tree-backup
+    returns of the rows that agree with the policy (how much of the return it explains:
+    at or below 0 it is no better than their mean)."""
 
     q_taken: FloatArray
     v: FloatArray
     r2: float
 
 
-def _inputs(x: FloatArray, actions: NDArray[np.int64], k: int) -> NDArray[np.float32]:
-    onehot = np.zeros((len(actions), k), dtype=np.float32)
-    onehot[np.arange(len(actions)), actions] = 1.0
-    return np.column_stack([x.astype(np.float32), onehot])
-
-
-class _Model:
-    """One fold's Q model, with predictions of Q(x, a_t) and V(x) on given rows."""
-
-    def __init__(self, settings: ValueModelSettings, seed: int) -> None:
-        self.settings = settings
-        self.seed = seed
-        self.regressor: HistGradientBoostingRegressor | None = None
-
-    def fit(self, x: FloatArray, actions: NDArray[np.int64], k: int, y: FloatArray) -> None:
-        s = self.settings
-        self.regressor = HistGradientBoostingRegressor(
-            max_iter=s.max_iter,
-            max_leaf_nodes=s.max_leaf_nodes,
-            learning_rate=s.learning_rate,
-            early_stopping=False,
-            random_state=self.seed,
-        )
-        self.regressor.fit(_inputs(x, actions, k), y)
-
-    def q(self, x: FloatArray, actions: NDArray[np.int64], k: int) -> FloatArray:
-        if self.regressor is None:
-            return np.zeros(len(x))
-        return np.asarray(self.regressor.predict(_inputs(x, actions, k)), dtype=np.float64)
-
-    def v(self, x: FloatArray, target: FloatArray) -> FloatArray:
-        """V(x) = sum_a pi(a|x) Q(x, a), predicting only the actions pi gives mass to."""
-        k = target.shape[1]
-        out = np.zeros(len(x))
-        for a in np.flatnonzero(target.any(axis=0)):
-            rows = np.flatnonzero(target[:, a] > 0.0)
-            out[rows] += target[rows, a] * self.q(x[rows], np.full(len(rows), a), k)
-        return out
+class NotDeterministicError(ValueError):
+    """The value model needs a policy that picks one action per decision."""
 
 
 def tree_backup_returns(
     journeys: Journeys,
     rows: NDArray[np.int64],
     signal: FloatArray,
-    q_taken: FloatArray,
     v: FloatArray,
-    c: FloatArray,
+    agree: NDArray[np.bool_],
 ) -> FloatArray:
     """The tree-backup return of each row in ``rows`` (whole journeys, in journey order),
-    given the model's ``q_taken``, ``v`` and the policy's probability ``c`` of the logged
-    action, all indexed like ``rows``."""
+    given the model's ``v`` and whether the logged action is the policy's (``agree``),
+    both indexed like ``rows``."""
     g = signal[rows].copy()
     pos = journeys.position[rows]
     is_last = (pos + 1) == journeys.length[journeys.journey[rows]]
     for p in range(int(pos.max()) - 1, -1, -1):
         here = np.flatnonzero((pos == p) & ~is_last)
         nxt = here + 1
-        g[here] += v[nxt] + c[nxt] * (g[nxt] - q_taken[nxt])
+        g[here] += np.where(agree[nxt], g[nxt], v[nxt])
     return g
 
 
@@ -152,10 +121,36 @@ def fit_values(
     settings: ValueModelSettings,
     seed: int,
 ) -> ValueEstimates:
-    """Cross-fitted Q and V of ``target`` (the policy's probabilities per row) for one
-    ``signal`` (per row); see the module docstring."""
+    """Cross-fitted V of the deterministic policy ``target`` (its one-hot probabilities
+    per row) for one ``signal`` (per row); see the module docstring.
+
+    Raises:
+        NotDeterministicError: ``target`` gives some row more than one action.
+    """
+    if not np.all((target == 0.0) | (target == 1.0)):
+        raise NotDeterministicError(
+            "the value model needs a deterministic policy (probabilities 0 or 1 per action)"
+        )
     with threadpool_limits(settings.threads):
         return _fit_values(journeys, target, signal, settings, seed)
+
+
+def _regressor(settings: ValueModelSettings, seed: int) -> HistGradientBoostingRegressor:
+    return HistGradientBoostingRegressor(
+        max_iter=settings.max_iter,
+        max_leaf_nodes=settings.max_leaf_nodes,
+        learning_rate=settings.learning_rate,
+        early_stopping=False,
+        random_state=seed,
+    )
+
+
+def _predict(
+    model: HistGradientBoostingRegressor | None, x: NDArray[np.floating[Any]]
+) -> FloatArray:
+    if model is None or not len(x):
+        return np.zeros(len(x))
+    return np.asarray(model.predict(x), dtype=np.float64)
 
 
 def _fit_values(
@@ -168,29 +163,31 @@ def _fit_values(
     rng = np.random.default_rng(seed)
     fold_of = rng.permutation(journeys.n_journeys) % settings.folds
     row_fold = fold_of[journeys.journey]
-    x = np.nan_to_num(journeys.features, nan=0.0)
-    k, a = journeys.n_actions, journeys.action
-    c_all = target[np.arange(journeys.n_rows), a]
+    x = np.nan_to_num(journeys.features, nan=0.0).astype(np.float32)
+    agree_all = target[np.arange(journeys.n_rows), journeys.action] > 0.0
     iterations = 1 if journeys.single_decision else settings.iterations
-    q_out, v_out = np.zeros(journeys.n_rows), np.zeros(journeys.n_rows)
+    v_out = np.zeros(journeys.n_rows)
     resid, total = 0.0, 0.0
     for fold in range(settings.folds):
         train = _fit_rows(journeys, fold_of != fold, settings.max_fit_rows, rng)
         held = np.flatnonzero(row_fold == fold)
-        model = _Model(settings, seed + fold)
-        q_t, v_t = np.zeros(len(train)), np.zeros(len(train))
-        for _ in range(iterations):
-            y = tree_backup_returns(journeys, train, signal, q_t, v_t, c_all[train])
-            model.fit(x[train], a[train], k, y)
-            q_t = model.q(x[train], a[train], k)
-            v_t = model.v(x[train], target[train])
-        q_out[held] = model.q(x[held], a[held], k)
-        v_out[held] = model.v(x[held], target[held])
-        y_held = tree_backup_returns(journeys, held, signal, q_out[held], v_out[held], c_all[held])
-        resid += float(((y_held - q_out[held]) ** 2).sum())
-        total += float(((y_held - y_held.mean()) ** 2).sum())
+        agree = agree_all[train]
+        model: HistGradientBoostingRegressor | None = None
+        v_train = np.zeros(len(train))
+        for i in range(iterations):
+            y = tree_backup_returns(journeys, train, signal, v_train, agree)
+            if not agree.any():
+                break
+            model = _regressor(settings, seed + fold * 1000 + i)
+            model.fit(x[train][agree], y[agree])
+            v_train = _predict(model, x[train])
+        v_out[held] = _predict(model, x[held])
+        ok = agree_all[held]
+        y_held = tree_backup_returns(journeys, held, signal, v_out[held], ok)[ok]
+        resid += float(((y_held - v_out[held][ok]) ** 2).sum())
+        total += float(((y_held - y_held.mean()) ** 2).sum()) if len(y_held) else 0.0
     r2 = 1.0 - resid / total if total > 0 else 0.0
-    return ValueEstimates(q_taken=q_out, v=v_out, r2=r2)
+    return ValueEstimates(q_taken=v_out.copy(), v=v_out, r2=r2)
 
 
 def _fit_rows(
