@@ -283,6 +283,22 @@ def test_an_ab_test_from_pandas_is_a_single_decision_log(tmp_path: Path) -> None
     assert back.table.equals(log.table) and back.info.single_decision
 
 
+def test_timestamps_are_utc_with_or_without_a_zone(tmp_path: Path) -> None:
+    frame, _ = ab_test_frame(3, 0)
+    frame["timestamp"] = ["2026-11-27T09:00:00", "2026-11-27T10:00:00+01:00", None]
+    log = from_dataframe(frame)
+    assert log.spec.timestamp
+    got = log.table.column("timestamp").to_pylist()
+    assert got[0] == got[1] and got[0].isoformat() == "2026-11-27T09:00:00+00:00"
+    assert got[2] is None
+    back = read_log(write_log(log.table, tmp_path / "t.csv"), spec=log.spec)
+    assert back.table.column("timestamp").equals(log.table.column("timestamp"))
+    frame["timestamp"] = ["yesterday", None, None]
+    with pytest.raises(LogValidationError, match="cannot be read") as caught:
+        from_dataframe(frame)
+    assert caught.value.column == "timestamp" and caught.value.rows == [0]
+
+
 # ---------------------------------------------------------------- the simulator's logger
 
 

@@ -25,9 +25,12 @@ import pyarrow as pa
 import pytest
 
 import envs
+from agents.export import export_policy
+from agents.learned import LearnedPolicy
 from agents.logs import from_dataframe, from_table, write_log
 from agents.logs.simulate import Exploration, simulate_logs
 from agents.registry import build_policies
+from agents.runtime_policy import RuntimePolicy
 from experiments.offpolicy import OPESettings, evaluate_offpolicy
 from experiments.offpolicy import estimators as est
 from experiments.offpolicy.bootstrap import BootstrapSettings
@@ -272,6 +275,34 @@ def test_the_oracle_and_a_policy_of_other_actions_are_refused() -> None:
     (oracle,) = build_policies(["oracle"], scenario)
     with pytest.raises(PolicyMismatchError, match="only be evaluated in the simulator"):
         target_probabilities(oracle, j, ["x"])
+
+
+# ---------------------------------------------------------------- an exported policy
+
+
+@pytest.fixture(scope="module")
+def policy_dir(trained: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("policy") / "tiny_agent"
+    return export_policy(trained, envs.load_scenario("default"), folder)
+
+
+def test_a_policy_directory_decides_as_the_trained_model_and_is_evaluated(
+    trained: Any, policy_dir: Path, tmp_path: Path
+) -> None:
+    scenario = envs.load_scenario("default")
+    learned = LearnedPolicy(trained)
+    table = simulate_logs(scenario, learned, 300, 0, Exploration("epsilon", 0.2))
+    j = from_log(from_table(table))
+    exported = RuntimePolicy.load(policy_dir)
+    obs = j.observations(exported.feature_names)
+    np.testing.assert_array_equal(exported.act(obs, j.mask), learned.act(obs, j.mask))
+    # its scores give softmax exploration, with exact probabilities
+    soft = simulate_logs(scenario, exported, 100, 1, Exploration("softmax", 1.0))
+    assert from_table(soft, require_propensity=True).info.n_journeys == 100
+    path = write_log(table, tmp_path / "log.parquet")
+    result = evaluate_logs(path, [str(policy_dir), "never"], settings=FAST)
+    assert result["policies"] == ["tiny_agent", "never"]
+    assert result["results"]["tiny_agent"]["diagnostics"]["unsupported_decisions"] == 0.0
 
 
 # ---------------------------------------------------------------- the apps

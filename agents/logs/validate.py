@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -156,10 +157,10 @@ def _cast(column: pa.ChunkedArray, field: pa.Field) -> pa.ChunkedArray:
     if pa.types.is_dictionary(column.type):
         source = column.cast(column.type.value_type)
     try:
-        if pa.types.is_timestamp(field.type) and pa.types.is_string(source.type):
-            return pc.strptime(source, format="%Y-%m-%dT%H:%M:%S", unit="us").cast(field.type)
+        if pa.types.is_timestamp(field.type):
+            return _timestamps(source, field.type)
         return source.cast(field.type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
         values = source.to_pylist()
         bad = [i for i, v in enumerate(values) if v is not None and not _readable(v, field.type)]
         raise LogValidationError(
@@ -167,9 +168,33 @@ def _cast(column: pa.ChunkedArray, field: pa.Field) -> pa.ChunkedArray:
         ) from None
 
 
+def _timestamps(column: pa.ChunkedArray, kind: pa.DataType) -> pa.ChunkedArray:
+    """Times as UTC timestamps: with a zone as given, without one taken as UTC."""
+    if pa.types.is_timestamp(column.type) and column.type.tz is None:
+        return pc.assume_timezone(column, "UTC").cast(kind)
+    try:
+        return column.cast(kind)
+    except pa.ArrowInvalid:
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            raise
+    # ISO 8601 strings, some or all without a zone offset: one by one
+    parsed: list[datetime | None] = []
+    for text in column.to_pylist():
+        if text is None:
+            parsed.append(None)
+            continue
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            raise pa.ArrowInvalid(f"{text!r} is not an ISO 8601 time") from None
+        parsed.append(when if when.tzinfo else when.replace(tzinfo=UTC))
+    return pa.chunked_array([pa.array(parsed, kind)])
+
+
 def _readable(value: Any, kind: pa.DataType) -> bool:
     try:
-        pa.array([value]).cast(kind)
+        column = pa.chunked_array([pa.array([value])])
+        _timestamps(column, kind) if pa.types.is_timestamp(kind) else column.cast(kind)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return False
     return True
