@@ -27,7 +27,7 @@ import pytest
 import envs
 from agents.export import export_policy
 from agents.learned import LearnedPolicy
-from agents.logs import from_dataframe, from_table, write_log
+from agents.logs import LogSpec, from_dataframe, from_table, write_log
 from agents.logs.simulate import Exploration, simulate_logs
 from agents.registry import build_policies
 from agents.runtime_policy import RuntimePolicy
@@ -294,6 +294,14 @@ def test_a_policy_directory_decides_as_the_trained_model_and_is_evaluated(
     table = simulate_logs(scenario, learned, 300, 0, Exploration("epsilon", 0.2))
     j = from_log(from_table(table))
     exported = RuntimePolicy.load(policy_dir)
+    manifest = json.loads((policy_dir / "manifest.json").read_text())
+    spec = LogSpec.from_manifest(manifest)  # the decision service's logs, from its manifest
+    assert (spec.features, spec.actions, spec.gated) == (
+        j.feature_names,
+        j.action_names,
+        LogSpec.from_scenario(scenario).gated,
+    )
+    assert spec.scenario_digest == scenario.digest()
     obs = j.observations(exported.feature_names)
     np.testing.assert_array_equal(exported.act(obs, j.mask), learned.act(obs, j.mask))
     # its scores give softmax exploration, with exact probabilities

@@ -96,9 +96,9 @@ class OPESettings:
 @dataclass(frozen=True)
 class _Propensities:
     taken: FloatArray  # the logger's probability of the logged action, per row
-    every: FloatArray | None  # of every action (logged or estimated), per row
-    source: str  # exact | logged | estimated
-    support_source: str
+    every: FloatArray  # of every action (logged, else estimated), per row
+    source: str  # logged | estimated
+    support_source: str  # where ``every`` comes from: logged probabilities | estimated
 
 
 def evaluate_offpolicy(
@@ -150,7 +150,7 @@ def _evaluate(
     props = _propensities(journeys, rng)
     targets = {p.name: target_probabilities(p, journeys, names) for p in policies}
     refit_props = _refits(journeys, props, s, rng)
-    log_warnings = _log_warnings(journeys, props, signals)
+    log_warnings = _log_warnings(props, s.signals, signals)
     results = {}
     for policy in policies:
         progress(f"evaluating {policy.name}")
@@ -194,6 +194,7 @@ def _names(journeys: Journeys) -> dict[str, str]:
 
 
 def _propensities(journeys: Journeys, rng: np.random.Generator) -> _Propensities:
+    """The logger's probabilities: the log's own (``logged``), or ``estimated``."""
     rows = np.arange(journeys.n_rows)
     if journeys.propensity_logged:
         every = journeys.logged_probs
@@ -216,7 +217,7 @@ def _refits(
     return [p[rows, journeys.action] for p in refits(journeys, s.propensity_refits, rng)]
 
 
-def _log_warnings(journeys: Journeys, props: _Propensities, signals: list[str]) -> list[str]:
+def _log_warnings(props: _Propensities, asked: Sequence[str], signals: list[str]) -> list[str]:
     out = []
     if props.source == "estimated":
         out.append(
@@ -224,7 +225,7 @@ def _log_warnings(journeys: Journeys, props: _Propensities, signals: list[str]) 
             "the action on the features. Every figure assumes the logger decided on those "
             "features alone; log the probability of each action taken to lift this."
         )
-    if SPEND not in signals:
+    if SPEND in asked and SPEND not in signals:
         out.append(
             "concession spend is not estimated: the log has no concession_cost, "
             "voucher_liability and agent_cost terms"
@@ -254,8 +255,7 @@ def _evaluate_one(
     refit_w = [
         est.cumulative_weights(journeys, est.ratios(journeys, target, p)) for p in refit_props
     ]
-    every = props.every if props.every is not None else np.ones_like(target)
-    diagnostics = diagnose(journeys, w, target, every, props.support_source)
+    diagnostics = diagnose(journeys, w, target, props.every, props.support_source)
     fit_dr = s.value_model is not None and journeys.n_journeys >= s.value_model.min_journeys
     estimates: dict[str, dict[str, Any]] = {}
     r2: dict[str, float] = {}
