@@ -186,6 +186,14 @@ CASES: list[tuple[str, Callable[[pa.Table], tuple[pa.Table, int]], str, str]] = 
     ("unknown action", lambda t: (_set(t, "action", [2], "bribe"), 2), "action", "unknown action"),
     ("probabilities not summing to 1", _bad_sum, "p_*", "sum to 1"),
     ("steps going back", _steps_back, "step", "strictly increase"),
+    ("no journey key", lambda t: (_set(t, "journey", [4], None), 4), "journey", "every row"),
+    ("no step", lambda t: (_set(t, "step", [7], None), 7), "step", "every row"),
+    (
+        "no eligibility",
+        lambda t: (_set(t, "eligible_wait", [2], None), 2),
+        "eligible_wait",
+        "every row",
+    ),
     ("end on a middle row", _not_last_end, "journey_end", "not its last"),
     ("gated feature stored", _gated_stored, "dwell_time", "without consent"),
     (

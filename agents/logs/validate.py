@@ -232,6 +232,13 @@ def validate(table: pa.Table, spec: LogSpec, *, require_propensity: bool = True)
         raise LogValidationError(None, "the log has no rows")
     if table.schema.names != spec.columns:
         table = conform(table, spec)
+    for field in spec.arrow_schema():
+        if not field.nullable and table.column(field.name).null_count:
+            raise _bad(
+                field.name,
+                "empty value in a column that needs one on every row",
+                _nulls(table, field.name),
+            )
     journeys = table.column(JOURNEY)
     empty = np.asarray(pc.equal(pc.utf8_length(journeys), 0).to_numpy(zero_copy_only=False))
     if empty.any():
