@@ -92,6 +92,8 @@ def general(args: argparse.Namespace) -> int:
             else f"not identified, left at {unit}{p.start:.4g}"
         )
         print(f"  {p.name:<44} {state}")
+        if p.reason:
+            print(f"  {'':<44} ({p.reason})")
     s = result.summary()
     for part in ("in_fit", "held_out"):
         if s[part]:

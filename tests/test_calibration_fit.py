@@ -195,6 +195,31 @@ def test_a_parameter_the_data_cannot_see_is_flagged_and_left() -> None:
     assert "help_value" in render_report(result)
 
 
+def test_segments_the_targets_cannot_tell_apart_are_flagged_and_left() -> None:
+    # novices made twins of the privacy-minded: the data sees their joint share, never
+    # how it splits, while the appeal of first-time shoppers moves conversion plainly
+    privacy = DEFAULT.segments[4]
+    twins = DEFAULT.replace(
+        segments=(*DEFAULT.segments[:3], dataclasses.replace(privacy, name="novice"), privacy)
+    )
+    sessions = simulate_sessions(twins, 4_000, 99)
+    params = resolve(
+        "segments[novice].share,segments[privacy_minded].share,calibration.new_shopper_appeal",
+        twins,
+    )
+    result = calibrate(
+        twins, ShopData(sessions=sessions), params, n_shoppers=4_000, replicates=50, seed=1
+    )
+    novice, privacy_share, appeal = result.params
+    for p in (novice, privacy_share):
+        assert not p.identified and p.value == p.start, p
+        assert "changes the fit's chi-square by only" in p.reason
+    assert result.fitted.segments[3].share == twins.segments[3].share
+    assert result.fitted.segments[4].share == twins.segments[4].share
+    assert appeal.identified and appeal.low <= appeal.value <= appeal.high, appeal
+    assert "privacy_minded" in render_report(result)
+
+
 def test_parameter_recovery_from_randomised_logs() -> None:
     logger = build_policy("never", DEFAULT)
     changes_ = {"segments[*].price_sensitivity": 0.7, "segments[*].voucher_sensitivity": 1.3}
@@ -214,8 +239,15 @@ def test_parameter_recovery_from_randomised_logs() -> None:
         n_eval=4_000,
         replicates=100,
     )
-    for name, row in report["parameters"].items():
-        assert row["identified"], name
+    # 5,000 logged journeys pin down price sensitivity; voucher offers are too few of them
+    # to tell x1.3 from x1 (the objective rises by less than chi-square's 95% point two
+    # scales away), and the fit says so rather than give an interval that is too narrow
+    rows = report["parameters"]
+    assert rows["segments[*].price_sensitivity"]["identified"]
+    for name, row in rows.items():
+        if not row["identified"]:
+            assert row["fitted"] == row["start"] and row["reason"], (name, row)
+            continue
         assert row["covered"], (name, row)
         assert abs(row["fitted"] - row["true"]) < abs(row["start"] - row["true"]), name
     assert report["policies"]["same_ranking"]

@@ -168,6 +168,8 @@ def print_table(result: dict[str, Any]) -> None:
                 f"  {name:<42} true {p['true']:.3f} fitted {p['fitted']:.3f} "
                 f"[{p['low']:.3f}, {p['high']:.3f}] {state}"
             )
+            if p.get("reason"):
+                print(f"    {p['reason']}")
         pol = rep.get("policies")
         if pol:
             for n in pol["ranking_true"]:

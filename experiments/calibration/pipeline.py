@@ -18,6 +18,7 @@ bootstrap.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,12 @@ from experiments.calibration.fitting import (
     objective,
 )
 from experiments.calibration.holdout import Comparison, compare, summary
-from experiments.calibration.intervals import Interval, bootstrap_deltas, intervals
+from experiments.calibration.intervals import (
+    Interval,
+    bootstrap_deltas,
+    intervals,
+    profile_directions,
+)
 from experiments.calibration.parameters import Parameter, apply
 from experiments.calibration.targets import holdout_mask
 
@@ -104,8 +110,14 @@ def _fit_once(
     sim = simulator.targets(obj.scenario(ls.x))
     deltas = bootstrap_deltas(data_targets, sim, obj.names, obj.used, rng, replicates)
     starts = [p.start(start) for p in params]
-    found = intervals(params, starts, ls.x, ls.jacobian, obj.sigma[obj.used], deltas)
-    return ls, found, obj
+
+    def cost(x: Any) -> float:
+        return float(np.sum(obj.residuals(x) ** 2))
+
+    directions = profile_directions(params, ls.x, ls.jacobian, cost, float(np.sum(ls.residuals**2)))
+    found = intervals(params, starts, ls.x, ls.jacobian, obj.sigma[obj.used], deltas, directions)
+    evaluations = ls.evaluations + sum(np.isfinite(d.rise).sum() for d in directions)
+    return dataclasses.replace(ls, evaluations=int(evaluations)), found, obj
 
 
 def calibrate(
@@ -156,7 +168,7 @@ def calibrate(
                 found[i] = refound[j]
         for i, p in enumerate(found):
             if not p.identified:  # left at the start value, its interval kept to show why
-                found[i] = Interval(p.name, p.start, p.start, p.low, p.high, False, p.factor)
+                found[i] = dataclasses.replace(p, value=p.start)
     fitted = apply(start, params, values)
     fitted = fitted.replace(name=name or f"{start.name}_fitted")
     check = simulator.seed + CHECK_SEED_OFFSET

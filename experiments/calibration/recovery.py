@@ -153,6 +153,7 @@ def recover(
             "low": interval.low,
             "high": interval.high,
             "identified": interval.identified,
+            "reason": interval.reason,
             "covered": bool(interval.low <= true_value <= interval.high),
         }
     identified = [r for r in rows.values() if r["identified"]]

@@ -116,7 +116,8 @@ def _param_table(params: Sequence[Interval]) -> str:
             f"<tr{'' if p.identified else ' class=out'}><td>{escape(p.name)}</td>"
             f"<td>{unit}{_num(p.start)}</td><td>{unit}{_num(p.value)}</td>"
             f"<td>[{_num(p.low)}, {_num(p.high)}]</td>"
-            f"<td>{'yes' if p.identified else 'no: left at start'}</td></tr>"
+            f"<td>{'yes' if p.identified else 'no: left at start'}"
+            f"{'' if p.identified or not p.reason else ': ' + escape(p.reason)}</td></tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
 
@@ -184,8 +185,10 @@ def render_report(result: CalibrationResult, sources: Sequence[str] = ()) -> str
         words = ", ".join(p.name for p in unidentified)
         verdict = (
             f"<p class=warn>The data does not pin down {len(unidentified)} of "
-            f"{len(result.params)} parameters: {escape(words)}. Their 95% intervals span "
-            "most of what they may be, so the fit left them at their start values: "
+            f"{len(result.params)} parameters: {escape(words)}. Along some direction of "
+            "them the fit's objective barely changes (the targets cannot tell those values "
+            "apart, or one stands in for another), so the fit left them at their start "
+            "values: "
             "the fitted scenario keeps the start's assumption there, and whatever a policy "
             "trained on it does with those shoppers rests on that assumption, not on the "
             "shop's data. More journeys, or logs in which those concessions were offered "

@@ -98,6 +98,8 @@ def write_fitted(
                 f"#   {p.name}: not identified by the data, left at {unit}{p.start:.4g} "
                 f"(interval [{p.low:.4g}, {p.high:.4g}])"
             )
+            if p.reason:
+                lines.append(f"#     because {p.reason}")
     body = [
         f"defaults: [{defaults_entry(start_path, out)}, _self_]\n",
         _dump("name", fitted.name),
