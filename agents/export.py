@@ -441,4 +441,3 @@ def write_manifest(manifest: Mapping[str, Any], path: Path) -> None:
         json.dump(full, handle, indent=2, allow_nan=False)
         handle.write("\n")
     os.replace(tmp, path)
-
