@@ -119,15 +119,16 @@ def test_joblib_sweep_tracks_two_children_of_one_parent(tmp_path: Path) -> None:
 def test_the_main_job_groups_and_tags_a_multirun_as_train_does(tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = run_app(
-        # one job at a time: two jobs registering into one SQLite store at once raced
-        # once under heavy load (one version left); grouping and tagging are tested here
-        ["hydra/launcher=joblib", "hydra.launcher.n_jobs=1", "seed=0,1"],
+        ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1"],
         out,
         timeout=500,
         app="experiments.main",
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    # the registry named explicitly: a registration earlier in this process (another
+    # test) may have set MLflow's global registry URI, which a client would read instead
+    client = MlflowClient(uri, registry_uri=uri)
     experiment = client.get_experiment_by_name("concede")
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
