@@ -6,7 +6,9 @@ Usage::
     python -m experiments.bench evaluate    # 100,000 shoppers x 5 baselines, and the oracle
     python -m experiments.bench train fps   # PPO on our VecEnv vs CartPole (convergence, sweep)
     python -m experiments.bench serve       # the exported policy in process and over HTTP
-    python -m experiments.bench decide      # the decision service vs stock MLflow serving
+    python -m experiments.bench decide      # the decision service against stock MLflow serving
+    python -m experiments.bench calibrate   # parameter recovery of the scenario fit
+    python -m experiments.bench ope         # off-policy estimators against the simulator's truth
     python -m experiments.bench <name> --help
 
 Each benchmark prints a table and, as its very last line, one JSON object with the
@@ -27,6 +29,7 @@ BENCHMARKS = {
     "serve": "experiments.benchmarks.serve",
     "decide": "experiments.benchmarks.decide",
     "calibrate": "experiments.benchmarks.calibrate",
+    "ope": "experiments.benchmarks.ope",
 }
 
 
