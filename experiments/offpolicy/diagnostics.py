@@ -107,8 +107,9 @@ def assess(name: str, d: Diagnostics, estimated_propensities: bool) -> tuple[str
         verdict = CAUTION if verdict == TRUSTED else verdict
         warnings.append(
             f"{name}: the weighted log is worth {d.ess:,.0f} journeys, {d.ess_share:.2%} of "
-            "those logged: the logger rarely acted as this policy would, the estimate rests "
-            "on a few heavily weighted journeys, and its interval is likely too narrow."
+            f"those logged (the logger acted as this policy would throughout only "
+            f"{d.matched_journeys:.1%} of journeys): the estimate rests on the reweighted "
+            "journeys, and its interval is likely too narrow."
         )
     if d.max_weight_share > MAX_WEIGHT_SHARE:
         verdict = CAUTION if verdict == TRUSTED else verdict
