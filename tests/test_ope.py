@@ -36,7 +36,7 @@ from experiments.offpolicy import estimators as est
 from experiments.offpolicy.bootstrap import BootstrapSettings
 from experiments.offpolicy.data import from_log
 from experiments.offpolicy.fqe import ValueModelSettings
-from experiments.offpolicy.run import INPUT_ERRORS, evaluate_logs
+from experiments.offpolicy.run import INPUT_ERRORS, evaluate_logs, shared_state_warnings
 from experiments.offpolicy.sources import FixedAction
 from experiments.offpolicy.targets import PolicyMismatchError, target_probabilities
 
@@ -275,6 +275,14 @@ def test_the_oracle_and_a_policy_of_other_actions_are_refused() -> None:
     (oracle,) = build_policies(["oracle"], scenario)
     with pytest.raises(PolicyMismatchError, match="only be evaluated in the simulator"):
         target_probabilities(oracle, j, ["x"])
+
+
+def test_shared_budgets_and_learned_waiting_are_named_as_biases() -> None:
+    budget = shared_state_warnings(envs.load_scenario("black_friday"))
+    assert any("campaign budget" in w for w in budget)
+    default = shared_state_warnings(envs.load_scenario("default"))
+    assert not any("campaign budget" in w for w in default)
+    assert any("learn to wait" in w for w in default)
 
 
 # ---------------------------------------------------------------- an exported policy

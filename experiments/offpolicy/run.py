@@ -75,6 +75,8 @@ def evaluate_logs(
             f"{market.name!r} with digest {market.digest()[:12]}...: the market has changed "
             "since the log was written"
         )
+    if market is not None:
+        notes.extend(shared_state_warnings(market))
     if market is not None and market.action_names != log.spec.actions:
         raise PolicyMismatchError(
             f"scenario {market.name!r} has the actions {list(market.action_names)}, the log "
@@ -89,6 +91,27 @@ def evaluate_logs(
     )
     result["warnings"] = notes + result["warnings"]
     return result
+
+
+def shared_state_warnings(scenario: Scenario) -> list[str]:
+    """What makes one shopper's treatment change another's in ``scenario``: off-policy
+    evaluation assumes it does not, so each is a bias no interval shows."""
+    out = []
+    if scenario.campaign_budget_per_1000 is not None:
+        out.append(
+            f"scenario {scenario.name!r} shares a campaign budget between shoppers: the "
+            "log's eligible actions reflect what the logger spent, so a policy that would "
+            "spend differently is evaluated under the logger's budget, not its own (on "
+            "black_friday the benchmark saw always_recovery_email underestimated by about "
+            "500 EUR per 1,000 shoppers)"
+        )
+    if scenario.strategic.strength > 0.0:
+        out.append(
+            f"in scenario {scenario.name!r} shoppers learn to wait for deals from how often "
+            "hesitating was rewarded: the logged shoppers learned it from the logger, and a "
+            "policy that rewards hesitation less (or more) would meet fewer (or more) of them"
+        )
+    return out
 
 
 def _shipped(name: str) -> Scenario | None:
