@@ -12,6 +12,7 @@ Two steps, both raising :class:`LogValidationError`:
 
   - ``journey`` non-empty; ``step`` strictly increasing within each journey (rows of
     different journeys may interleave, as a service writes them);
+  - the first action (``wait``, an A/B test's control) eligible on every row;
   - ``action`` one of the spec's actions, and eligible at that row;
   - ``propensity`` present, in (0, 1] (unless the log has none at all: then off-policy
     evaluation estimates them, see ``propensities``);
@@ -261,6 +262,14 @@ def validate(table: pa.Table, spec: LogSpec, *, require_propensity: bool = True)
     eligible = np.column_stack(
         [table.column(c).to_numpy(zero_copy_only=False) for c in spec.eligible_columns]
     ).astype(bool)
+    default_ok = eligible[:, 0]
+    if not default_ok.all():
+        raise _bad(
+            spec.eligible_columns[0],
+            f"the first action ({spec.actions[0]!r}: wait, or an A/B test's control) must be "
+            "eligible at every decision: it is what a policy does when nothing else is allowed",
+            ~default_ok,
+        )
     action_idx = _action_indices(table, spec)
     rows = np.arange(n)
     taken_ok = eligible[rows, action_idx]
