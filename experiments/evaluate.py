@@ -23,8 +23,6 @@ when missing. Names that do not exist stop the run with the list of those that d
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from agents.baselines import RuleError
 from agents.registry import UnknownPolicyError
 from envs.scenario import ScenarioError
 from experiments.config import CONFIG_PATH
+from experiments.config.json_app import run_json_app
 from experiments.config.scenarios import scenario_from_config
 from experiments.config.trusted import TRUSTED_TARGETS
 from experiments.evaluation.console import render
@@ -69,13 +68,7 @@ def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
 
 @hydra.main(config_path=CONFIG_PATH, config_name="evaluate", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> None:
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    try:
-        result = run(cfg, console)
-    except (UnknownPolicyError, RuleError, ScenarioError) as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-    print(json.dumps(result, separators=(",", ":")), flush=True)
+    run_json_app(run, cfg, (UnknownPolicyError, RuleError, ScenarioError))
 
 
 if __name__ == "__main__":

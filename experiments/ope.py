@@ -25,7 +25,6 @@ not fit the log) stops with the message and exit status 2.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from experiments.config import CONFIG_PATH
+from experiments.config.json_app import run_json_app
 from experiments.config.scenarios import scenario_from_config
 from experiments.config.trusted import TRUSTED_TARGETS
 from experiments.offpolicy.bootstrap import BootstrapSettings
@@ -93,13 +93,7 @@ def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
 
 @hydra.main(config_path=CONFIG_PATH, config_name="ope", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> None:
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    try:
-        result = run(cfg, console)
-    except INPUT_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-    print(json.dumps(result, separators=(",", ":")), flush=True)
+    run_json_app(run, cfg, INPUT_ERRORS)
 
 
 if __name__ == "__main__":
