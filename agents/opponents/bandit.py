@@ -50,7 +50,7 @@ class BanditSettings:
             or ``every_step`` (every decision with something other than wait eligible).
     """
 
-    n_journeys: int = 100_000
+    n_journeys: int = 336_000
     cohort_size: int = 2_000
     ridge: float = 1.0
     noise: float = 20.0
