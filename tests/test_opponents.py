@@ -13,11 +13,20 @@ import envs
 from agents import registry
 from agents.baselines import NeverOffer
 from agents.informed import InformedBound
+from agents.logs.schema import ACTION, REWARD
 from agents.logs.simulate import Exploration, simulate_logs
 from agents.opponents.bandit import BanditSettings, train_bandit
 from agents.opponents.cache import CACHE_ENV, cached
 from agents.opponents.lazy import TrainedOnDemand
-from agents.opponents.uplift import UpliftSettings, fit_uplift
+from agents.opponents.uplift import (
+    LogArrays,
+    RandomisedAtMoments,
+    UpliftSettings,
+    candidate_gain,
+    fit_uplift,
+    held_out,
+    randomised_log,
+)
 from agents.oracle import Oracle
 from agents.rollout import run_policy
 from envs.core import ShopperCore, T
@@ -73,6 +82,86 @@ def test_uplift_refuses_a_log_without_randomisation() -> None:
     table = simulate_logs(scenario, NeverOffer(), 50, 1, Exploration("epsilon", 0.0))
     with pytest.raises(ValueError, match="randomised"):
         fit_uplift(scenario, table, TINY_UPLIFT)
+
+
+def _log(
+    action: list[int], propensity: list[float], reward: list[float], journey: list[int]
+) -> LogArrays:
+    n = len(action)
+    return LogArrays(
+        x=np.zeros((n, 2), dtype=np.float32),
+        eligible=np.ones((n, 3), dtype=bool),
+        action=np.array(action, dtype=np.int64),
+        propensity=np.array(propensity),
+        reward=np.array(reward),
+        journey=np.array(journey, dtype=np.int64),
+    )
+
+
+def test_profit_to_go_and_the_weight_of_the_log_having_waited_by_hand() -> None:
+    # journey 0: wait (p .5), wait (p .8), offer 2 (p .25); journey 1: offer 1 (p .2), wait
+    log = _log([0, 0, 2, 1, 0], [0.5, 0.8, 0.25, 0.2, 0.6], [0, 1, 10, -3, 5], [0, 0, 0, 1, 1])
+    np.testing.assert_allclose(log.to_go, [11, 11, 10, 2, 5])
+    q = np.zeros((5, 3))  # a useless outcome model: the DR score is plain IPW
+    ho = held_out(log, np.array([0, 1]), np.arange(5), q)
+    # W: product of 1/p(wait) over earlier rows of the journey; 0 once the log offered
+    np.testing.assert_allclose(ho.weight, [1.0, 2.0, 2.5, 1.0, 0.0])
+    # uplift of a over wait at a row: G/p on the logged action, minus G/p(wait) if waited
+    np.testing.assert_allclose(ho.uplift[2], [0.0, 0.0, 40.0])
+    np.testing.assert_allclose(ho.uplift[0], [0.0, -22.0, -22.0])
+    # a candidate offering 2 at the third row of journey 0 (its first offer there), and 1
+    # at journey 1's first: journey 0 gains 2.5 * 40, journey 1 gains 1 * 2 / 0.2
+    gain = candidate_gain(ho, np.array([0, 0, 2, 1, 1]))
+    assert gain["gain"] == pytest.approx((100.0 + 10.0) / 2)
+    # only the first offer of a journey counts: offering at row 0 already gives 1 * -22
+    assert candidate_gain(ho, np.array([2, 2, 2, 0, 0]))["gain"] == pytest.approx(-11.0)
+
+
+def test_the_randomised_test_explores_only_at_the_moments() -> None:
+    scenario = envs.load_scenario("default")
+    settings = UpliftSettings(n_journeys=300, epsilon=0.4, seed=5)
+    table = randomised_log(scenario, settings)
+    names = [f.name for f in envs.feature_schema(scenario)]
+    moment = (table["exit_intent"].fill_null(0).to_numpy() > 0.5) | (table["away"].to_numpy() > 0.5)
+    choice = np.column_stack([table[f"eligible_{c.name}"].to_numpy() for c in scenario.concessions])
+    p = table["propensity"].to_numpy()
+    waited = np.array([a == "wait" for a in table[ACTION].to_pylist()])
+    assert np.all(p[~moment] == 1.0) and np.all(waited[~moment])  # the shop as it is
+    at = moment & choice.any(axis=1)
+    k = 1 + choice[at].sum(axis=1)
+    np.testing.assert_allclose(p[at & waited], (0.6 + 0.4 / k)[waited[at]])
+    np.testing.assert_allclose(p[at & ~waited], (0.4 / k)[~waited[at]])
+    assert 0 < (~waited).sum() < at.sum()
+    logger = RandomisedAtMoments(0.4, None, "every step")
+    assert logger.act(np.zeros((2, len(names)), np.float32), np.ones((2, 3), bool)).sum() == 0
+
+
+def test_uplift_selection_is_never_worse_than_never_or_a_single_offer_on_held_out_data() -> None:
+    scenario = envs.load_scenario("default")
+    settings = UpliftSettings(n_journeys=3000, max_iter=20, min_leaf=50, seed=11)
+    policy = fit_uplift(scenario, randomised_log(scenario, settings), settings)
+    table = policy.info["selection_eur_per_shopper"]
+    chosen = table[policy.info["chosen"]]["gain"]
+    assert chosen >= table["never"]["gain"] == 0.0
+    assert all(chosen >= v["gain"] for k, v in table.items() if k.startswith("always "))
+    assert policy.info["journeys_held_out"] > 0.2 * 3000
+
+
+def test_uplift_selects_never_when_the_log_shows_offers_do_not_pay() -> None:
+    scenario = envs.load_scenario("default")
+    settings = UpliftSettings(n_journeys=1500, max_iter=20, min_leaf=50, seed=13)
+    table = randomised_log(scenario, settings)
+    offered = np.array([a != "wait" for a in table[ACTION].to_pylist()])
+    costly = table[REWARD].to_numpy() - 40.0 * offered  # every offer cost 40 EUR more
+    table = table.set_column(table.schema.get_field_index(REWARD), REWARD, pa.array(costly))
+    policy = fit_uplift(scenario, table, settings)
+    assert policy.info["chosen"] == "never"
+    core = ShopperCore(scenario, 200, autoreset=False)
+    obs = core.reset(2)
+    for _ in range(10):
+        a = policy.act(obs, core.action_masks())
+        assert not a.any()
+        obs = core.step(a)[0]
 
 
 # ------------------------------------------------------------------ bandit
