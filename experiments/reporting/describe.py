@@ -44,8 +44,8 @@ def describe_policy(name: str, learners: Iterable[str] = ()) -> str:
         )
     if name == UPLIFT:
         return (
-            "uplift targeting: a model fitted on a randomised coupon test, offers where it "
-            "lifts profit"
+            "uplift targeting: models fitted on a randomised coupon test; the targeting "
+            "rule that lifted profit most on held-out shoppers, one offer per shopper"
         )
     if name == BANDIT:
         return "contextual bandit: learned online which offer pays at cart abandonment"
