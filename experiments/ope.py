@@ -55,6 +55,7 @@ def settings_from_config(cfg: DictConfig) -> OPESettings:
             folds=int(vm.folds),
             max_iter=int(vm.max_iter),
             max_fit_rows=int(vm.max_fit_rows),
+            repeats=int(vm.repeats),
         )
         if bool(vm.enabled)
         else None

@@ -358,3 +358,41 @@ def test_the_served_model_answers_and_refuses_malformed_requests_by_name(
     reply = _post(server, json.dumps(_split(events)))  # still serving after all that
     assert reply.status_code == 200
     assert reply.json()["predictions"] == expected
+
+
+def test_a_training_run_is_evaluated_off_policy_by_its_id(
+    store: tuple[str, str], tmp_path: Path
+) -> None:
+    """``run:<id>``: the run's model, downloaded from the store, decides on a log as it
+    does in the simulator, and the log is evaluated for it beside ``never``."""
+    import envs
+    from agents.learned import LearnedPolicy
+    from agents.logs import read_log, write_log
+    from agents.logs.simulate import Exploration, simulate_logs
+    from experiments.offpolicy import OPESettings
+    from experiments.offpolicy.bootstrap import BootstrapSettings
+    from experiments.offpolicy.data import from_log
+    from experiments.offpolicy.run import evaluate_logs
+    from experiments.offpolicy.sources import build_evaluated
+    from experiments.tracking.registry import load_run_model
+
+    uri, run_id = store
+    client = MlflowClient(uri)
+    tags = client.get_run(run_id).data.tags
+    model, scenario = load_run_model(client, run_id, tags, tmp_path / "model")
+    assert scenario.digest() == envs.load_scenario("default").digest()
+    learned = LearnedPolicy(model)
+    table = simulate_logs(scenario, learned, 200, 0, Exploration("epsilon", 0.3))
+    log = write_log(table, tmp_path / "log.parquet")
+    (from_run,) = build_evaluated(
+        [f"run:{run_id}"], scenario=None, log_actions=scenario.action_names, tracking_uri=uri
+    )
+    j = from_log(read_log(log))
+    obs = j.observations(list(j.feature_names))
+    np.testing.assert_array_equal(from_run.act(obs, j.mask), learned.act(obs, j.mask))
+    fast = OPESettings(bootstrap=BootstrapSettings(n_resamples=100), value_model=None)
+    result = evaluate_logs(log, [f"run:{run_id}", "never"], settings=fast, tracking_uri=uri)
+    name = f"run:{run_id[:8]}"
+    assert result["policies"] == [name, "never"]
+    got = result["results"][name]["estimators"]["wpdis"]["profit_per_1000"]
+    assert got["low"] <= got["estimate"] <= got["high"]

@@ -7,8 +7,9 @@ the estimator from them (:meth:`experiments.offpolicy.estimators.Statistic.value
 keeps a resample of 100,000 journeys one matrix product. Percentile intervals (BCa's
 jackknife would need one estimate per journey left out).
 
-:func:`widen` adds a second source of uncertainty to an interval, for estimated
-propensities: the spread of the estimate over refits of the propensity model.
+:func:`widen` adds another source of uncertainty to an interval: the spread of the
+estimate over refits of the propensity model (estimated propensities), or over the
+value model's repeated cross-fitting splits (the doubly robust estimators).
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ def interval(statistic: Statistic, n_journeys: int, settings: BootstrapSettings)
 
 def widen(base: Interval, refit_estimates: FloatArray, confidence: float) -> Interval:
     """``base`` widened by the spread of ``refit_estimates`` (the estimate recomputed with
-    refitted propensities): each half-width ``h`` becomes ``sqrt(h**2 + (z * sd)**2)``,
-    ``z`` the normal quantile of ``confidence`` and ``sd`` the refits' standard deviation."""
+    refitted propensities, or on another split of the value model): each half-width ``h``
+    becomes ``sqrt(h**2 + (z * sd)**2)``, ``z`` the normal quantile of ``confidence`` and
+    ``sd`` the refits' standard deviation."""
     if len(refit_estimates) < 2:
         return base
     z = float(stats.norm.ppf(0.5 + confidence / 2.0))

@@ -12,6 +12,11 @@ diagnostics and warnings of :mod:`experiments.offpolicy.diagnostics`.
 interval is widened by the spread of the estimates over refits of the propensity model
 on bootstrap resamples of the journeys.
 
+**The value model's split.** The doubly robust estimators' value model is cross-fitted
+on ``value_model.repeats`` random splits of the journeys; their estimates average the
+splits, and their intervals are widened by the spread between splits
+(:mod:`experiments.offpolicy.fqe`).
+
 **The recommended estimate** is the weighted doubly robust one (``wdr``; on a
 single-decision log the doubly robust one, ``dr``): doubly robust, so unbiased (``dr``)
 or consistent (``wdr``) when the propensities are exact whatever the value model's errors
@@ -44,7 +49,12 @@ from experiments.offpolicy import estimators as est
 from experiments.offpolicy.bootstrap import BootstrapSettings, interval, widen
 from experiments.offpolicy.data import CONVERSION, PROFIT, SIGNALS, SPEND, Journeys, from_log
 from experiments.offpolicy.diagnostics import assess, diagnose
-from experiments.offpolicy.fqe import ValueEstimates, ValueModelSettings, fit_values
+from experiments.offpolicy.fqe import (
+    ValueEstimates,
+    ValueModelSettings,
+    fit_value_repeats,
+    mean_values,
+)
 from experiments.offpolicy.propensity import fit_propensities, refits
 from experiments.offpolicy.targets import target_probabilities
 
@@ -262,15 +272,21 @@ def _evaluate_one(
     for sig in signals:
         key, scale = OUTPUTS[sig]
         y = journeys.signals[sig]
-        values: ValueEstimates | None = None
+        splits: list[ValueEstimates] = []
         if fit_dr and s.value_model is not None:
-            values = fit_values(journeys, target, y, s.value_model, s.seed)
+            splits = fit_value_repeats(journeys, target, y, s.value_model, s.seed)
+        values = mean_values(splits) if splits else None
+        if values is not None:
             r2[sig] = round(values.r2, 4)
+        per_split = [_statistics(journeys, y, v) for v in splits]
         for e, stat_of in _statistics(journeys, y, values).items():
             iv = interval(stat_of(w), journeys.n_journeys, s.bootstrap)
             if refit_w:
                 again = np.array([stat_of(rw).estimate(journeys.n_journeys) for rw in refit_w])
                 iv = widen(iv, again, s.bootstrap.confidence)
+            if e in (est.DR, est.WDR):  # the value model's split moves these two
+                moved = np.array([stats[e](w).estimate(journeys.n_journeys) for stats in per_split])
+                iv = widen(iv, moved, s.bootstrap.confidence)
             estimates.setdefault(e, {})[key] = iv.scaled(scale).to_json()
     chosen, why = _recommend(
         fit_dr,

@@ -26,6 +26,14 @@ each disagreement one more: :attr:`ValueModelSettings.iterations` bounds them.
 predicts a journey's rows was fitted on the other folds only. Then the doubly robust
 estimate is unbiased when the propensities are exact, whatever the model's errors
 (they only cost variance).
+
+**Repeated splits** (:func:`fit_value_repeats`). Which journeys train which model moves
+the doubly robust estimates: where the logger rarely did what the policy does, a row
+carries a large weight and the model's prediction there is learned from few rows, so
+the estimate on one split can differ from another by as much as the bootstrap's own
+spread. As double/debiased machine learning does (Chernozhukov et al., 2018, §3.4), the
+split is drawn ``repeats`` times: the estimate averages them, and its interval is
+widened by their spread (:func:`experiments.offpolicy.bootstrap.widen`).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from threadpoolctl import threadpool_limits
 from experiments.offpolicy.data import Journeys
 
 FloatArray = NDArray[np.float64]
+SPLIT_SEED_STEP = 7_919  # between the seeds of repeated splits (a prime: no fold pattern)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class ValueModelSettings:
         learning_rate: boosting learning rate.
         min_journeys: below this many journeys no value model is fitted (the doubly
             robust estimators are then not computed).
+        repeats: fold splits drawn (>= 1), each fitted in full; see the module docstring.
         threads: OpenMP threads the regressor may use (1 is fastest on a busy machine).
     """
 
@@ -66,14 +76,21 @@ class ValueModelSettings:
     max_leaf_nodes: int = 31
     learning_rate: float = 0.15
     min_journeys: int = 100
+    repeats: int = 3
     threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.iterations < 1 or self.folds < 2 or self.max_fit_rows < 1 or self.threads < 1:
+        if (
+            self.iterations < 1
+            or self.folds < 2
+            or self.max_fit_rows < 1
+            or self.repeats < 1
+            or self.threads < 1
+        ):
             raise ValueError(
-                "value model: iterations >= 1, folds >= 2, max_fit_rows >= 1 and threads >= 1 "
-                f"are needed, got {self.iterations}, {self.folds}, {self.max_fit_rows}, "
-                f"{self.threads}"
+                "value model: iterations >= 1, folds >= 2, max_fit_rows >= 1, repeats >= 1 and "
+                f"threads >= 1 are needed, got {self.iterations}, {self.folds}, "
+                f"{self.max_fit_rows}, {self.repeats}, {self.threads}"
             )
 
 
@@ -133,6 +150,31 @@ def fit_values(
         )
     with threadpool_limits(settings.threads):
         return _fit_values(journeys, target, signal, settings, seed)
+
+
+def fit_value_repeats(
+    journeys: Journeys,
+    target: FloatArray,
+    signal: FloatArray,
+    settings: ValueModelSettings,
+    seed: int,
+) -> list[ValueEstimates]:
+    """:func:`fit_values` on ``settings.repeats`` fold splits, seeded ``seed``,
+    ``seed + SPLIT_SEED_STEP``...; see the module docstring."""
+    return [
+        fit_values(journeys, target, signal, settings, seed + SPLIT_SEED_STEP * r)
+        for r in range(settings.repeats)
+    ]
+
+
+def mean_values(fits: list[ValueEstimates]) -> ValueEstimates:
+    """The predictions averaged over repeated splits (the doubly robust statistics are
+    linear in them, so their estimate is the mean of the splits' estimates)."""
+    return ValueEstimates(
+        q_taken=np.mean([f.q_taken for f in fits], axis=0),
+        v=np.mean([f.v for f in fits], axis=0),
+        r2=float(np.mean([f.r2 for f in fits])),
+    )
 
 
 def _regressor(settings: ValueModelSettings, seed: int) -> HistGradientBoostingRegressor:
