@@ -363,6 +363,31 @@ def test_newer_evaluation_fields_are_shown_when_present(pure: Path, tmp_path: Pa
     assert "<th>Visit</th>" in page and "<td>3+</td>" in page
 
 
+def test_what_an_opponent_learned_from_stands_beside_it(pure: Path, tmp_path: Path) -> None:
+    """An evaluation's ``training_data`` (uplift, bandit) is said in the policy list: the
+    amount of shopper experience, what it chose, where it is cached."""
+    evaluation = json.loads(pure.read_text())
+    evaluation["training_data"] = {
+        "always_recovery_email": {
+            "trained_on": "randomised decision log",
+            "journeys": 336000,
+            "chosen": "always recovery_email",
+            "cache": "outputs/cache/opponents/uplift-default-0123.pkl",
+        },
+        "merchant_rules": {"trained_on": "online in the simulator", "journeys": 1000},
+    }
+    path = tmp_path / "opponents.json"
+    path.write_text(json.dumps(evaluation))
+    (scn,) = figures_of(write_report(evaluations=[path], out_dir=tmp_path, name="o"))["scenarios"]
+    assert scn["policies"]["always_recovery_email"].endswith(
+        "(learned from a randomised test of 336,000 shoppers; chose always recovery_email; "
+        "trained once for this scenario and kept in "
+        "outputs/cache/opponents/uplift-default-0123.pkl)"
+    )
+    assert "1,000 shoppers served online in the simulator" in scn["policies"]["merchant_rules"]
+    assert "learned from" not in scn["policies"]["never"]
+
+
 def test_figures_are_json_and_plots_are_svg_images(pure: Path, tmp_path: Path) -> None:
     html = write_report(evaluations=[pure], out_dir=tmp_path, name="svg")
     page = html.read_text(encoding="utf-8")

@@ -355,6 +355,24 @@ def _run_row(pick: Pick) -> dict[str, Any]:
     }
 
 
+def _trained_on(data: dict[str, Any] | None) -> str:
+    """What an opponent learned from and where it is kept, for the policy list: the
+    amount of shopper experience stands beside its figures."""
+    if not data:
+        return ""
+    amount = f"{int(data.get('journeys', 0)):,} shoppers"
+    where = (
+        f"a randomised test of {amount}"
+        if data.get("trained_on") == "randomised decision log"
+        else f"{amount} served online in the simulator"
+    )
+    chose = f"; chose {data['chosen']}" if data.get("chosen") else ""
+    cached = (
+        f"; trained once for this scenario and kept in {data['cache']}" if data.get("cache") else ""
+    )
+    return f" (learned from {where}{chose}{cached})"
+
+
 def scenario_figures(
     scenario: str, sources: list[Source], rule: str | None, policy: str | None
 ) -> dict[str, Any] | None:
@@ -378,7 +396,10 @@ def scenario_figures(
         "n_shoppers": ev["n_shoppers"],
         "seed": ev.get("seed"),
         "confidence": conf,
-        "policies": {p: describe_policy(p, learners) for p in policies},
+        "policies": {
+            p: describe_policy(p, learners) + _trained_on(ev.get("training_data", {}).get(p))
+            for p in policies
+        },
         "key_policies": _key_policies(head),
         "best_baseline": ev["best_baseline"],
         "verdict": verdict(head),
