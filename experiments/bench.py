@@ -9,6 +9,7 @@ Usage::
     python -m experiments.bench decide      # the decision service against stock MLflow serving
     python -m experiments.bench calibrate   # parameter recovery of the scenario fit
     python -m experiments.bench ope         # off-policy estimators against the simulator's truth
+    python -m experiments.bench headroom R  # a run's agent vs the opponents and both bounds
     python -m experiments.bench <name> --help
 
 Each benchmark prints a table and, as its very last line, one JSON object with the
@@ -30,6 +31,7 @@ BENCHMARKS = {
     "decide": "experiments.benchmarks.decide",
     "calibrate": "experiments.benchmarks.calibrate",
     "ope": "experiments.benchmarks.ope",
+    "headroom": "experiments.benchmarks.headroom",
 }
 
 

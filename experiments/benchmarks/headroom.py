@@ -1,6 +1,6 @@
 """A trained agent against the opponents and both bounds: the headroom split.
 
-``python -m experiments.benchmarks.headroom <run folder> [--shoppers N]`` takes a
+``python -m experiments.bench headroom <run folder> [--shoppers N]`` takes a
 training run's folder (``python -m experiments.main`` / ``experiments.train`` write one),
 loads the policy the run reports (its best evaluated checkpoint, else its last) and
 evaluates it on the run's final evaluation shoppers (its seed and cohort size; the first
@@ -90,7 +90,7 @@ def headroom(run_dir: Path, shoppers: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.headroom")
+    parser = argparse.ArgumentParser(prog="python -m experiments.bench headroom")
     parser.add_argument("run_dir", type=Path, help="a training run's folder")
     parser.add_argument("--shoppers", type=int, default=5000, help="shoppers evaluated")
     args = parser.parse_args(argv)
