@@ -16,7 +16,7 @@ from envs import load_scenario
 from envs.scenario_files import scenario_dir
 from experiments import calibrate as app
 from experiments.calibration.fit import DATA, fit, observed_rates
-from experiments.calibration.fitting import ShopData
+from experiments.calibration.fitting import LogData, ShopData, Simulator, mixture, shares
 from experiments.calibration.log_simulation import simulate_log_targets
 from experiments.calibration.log_targets import log_targets, uplifts
 from experiments.calibration.parameters import ParameterError, apply, parameter, resolve
@@ -253,6 +253,63 @@ def test_parameter_recovery_from_randomised_logs() -> None:
     assert report["policies"]["same_ranking"]
     assert all(report["policies"]["fitted_within_true_interval"].values())
     assert result.held_out  # held-out journeys compared
+
+
+def test_reweighted_segments_are_the_simulation_at_its_own_shares() -> None:
+    # the fit of shares reweights one simulation's journeys by segment: at the simulated
+    # shares that is the simulation itself, and other shares move the targets smoothly
+    logger = build_policy("never", DEFAULT)
+    data = ShopData(
+        sessions=simulate_sessions(DEFAULT, 500, 1),
+        logs=LogData(
+            simulate_logs(DEFAULT, logger, 500, 2, Exploration("epsilon", 0.5)),
+            logger,
+            Exploration("epsilon", 0.5),
+        ),
+    )
+    sim = Simulator(data, n_shoppers=2_000, n_journeys=2_000, seed=4)
+    plain = sim.targets(DEFAULT)
+    strata = sim.strata(DEFAULT)
+    assert len(strata) == len(DEFAULT.segments)
+    at_own = mixture(strata, shares(DEFAULT))
+    assert at_own.names == plain.names
+    np.testing.assert_allclose(at_own.values(), plain.values(), rtol=1e-12, equal_nan=True)
+    moved = shares(DEFAULT) * np.array([1.4, 1.0, 0.5, 1.0, 1.0])
+    a, b = (mixture(strata, q / q.sum()).values() for q in (moved, moved * (1 + 1e-6)))
+    np.testing.assert_allclose(a, b, rtol=1e-5, equal_nan=True)  # no shopper jumps segment
+
+
+def test_segment_shares_are_recovered_from_sessions_and_logs() -> None:
+    # bargain hunters +10 points, loyal -10: the fit of every share against the first's
+    # must move the mix towards the truth and hold it in its intervals (a fit that moved
+    # shoppers across segments stopped on a dip of the simulation's noise, far off)
+    changes_ = {"segments[bargain_hunter].share": 0.35, "segments[loyal].share": 0.10}
+    report, result = recover(
+        DEFAULT,
+        changes_,
+        "shares",
+        logger=build_policy("never", DEFAULT),
+        exploration=Exploration("epsilon", 0.5),
+        n_sessions=6_000,
+        n_logged=6_000,
+        n_shoppers=6_000,
+        n_journeys=6_000,
+        seed=5,
+        replicates=100,
+    )
+    rows = report["parameters"]
+    loyal = rows["segments[loyal].share"]
+    assert loyal["identified"] and loyal["covered"], loyal
+    assert abs(loyal["fitted"] - loyal["true"]) < 0.25 * abs(loyal["start"] - loyal["true"])
+    for name, row in rows.items():
+        if row["identified"]:
+            assert row["covered"], (name, row)
+        else:
+            assert row["fitted"] == row["start"] and row["reason"], (name, row)
+    share = [s.share for s in result.fitted.segments]
+    bargain = share[0] / sum(share)  # the reference segment's share, true 0.35, start 0.25
+    assert abs(bargain - 0.35) < 0.5 * abs(0.25 - 0.35), bargain
+    assert report["chi_square"]["fitted"] <= report["chi_square"]["true"] + 3.84
 
 
 # ------------------------------------------------------------------ files and the app

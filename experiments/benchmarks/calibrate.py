@@ -159,7 +159,12 @@ def print_table(result: dict[str, Any]) -> None:
                 f"  shipped {p['shipped']:8.4f}  {'inside' if p['covered'] else 'OUTSIDE'}"
             )
     for case, rep in result["recovery"].items():
-        print(f"recovery '{case}' ({rep['fit_seconds']} s, {rep['evaluations']} simulations):")
+        seconds, evaluations = rep["fit_seconds"], rep["evaluations"]
+        print(f"recovery '{case}' ({seconds} s, {evaluations} evaluations of the objective):")
+        chi = rep["chi_square"]
+        print(f"  chi-square at the fit {chi['fitted']:.1f}, at the truth {chi['true']:.1f}")
+        for stage, ended in rep["optimiser"].items():
+            print(f"  {stage}: {ended['message']}")
         for name, p in rep["parameters"].items():
             state = "covered" if p["covered"] else "MISSED"
             if not p["identified"]:

@@ -12,7 +12,8 @@ Otherwise the run is the same: cohorts of ``cohort_size`` shoppers on seeds from
 :func:`agents.rollout.cohort_seeds`, arrivals spread over one horizon, population memory
 and campaign budget carried from cohort to cohort, each decision drawn from the logger's
 probabilities (:meth:`agents.logs.simulate.Exploration.probabilities`) over the eligible
-actions.
+actions. Each row also names its shopper's segment (column ``segment``, an index), which a
+shop's log cannot: the fit reweights segments with it (:mod:`.fitting`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from envs.shoppers import T
 from experiments.calibration.log_targets import CART_VALUE, log_targets
 from experiments.calibration.targets import TargetTable
 
+SEGMENT = "segment"  # the index of the shopper's segment (the fit's own column, not a log's)
+
 
 def simulate_offer_log(
     scenario: Scenario,
@@ -46,7 +49,7 @@ def simulate_offer_log(
     fresh = ShopperCore(scenario, 1, autoreset=False)
     memory, budget = fresh.memory, fresh.budget
     cores: dict[int, ShopperCore] = {}
-    journeys, steps, actions, ends, carts = [], [], [], [], []
+    journeys, steps, actions, ends, carts, segments = [], [], [], [], [], []
     first = 0
     for size, cohort_seed in zip(sizes, cohort_seeds(seed, len(sizes)), strict=True):
         core = cores.get(size) or cores.setdefault(
@@ -56,6 +59,7 @@ def simulate_offer_log(
         rng = np.random.default_rng([cohort_seed, EXPLORATION_STREAM])
         obs = core.reset(cohort_seed, keep_memory=True)
         price = core.traits[T["price"]].copy()
+        segment = core.traits[T["segment"]].astype(np.int64)
         for _ in range(core.span):
             if not core.running:
                 break
@@ -81,6 +85,7 @@ def simulate_offer_log(
             actions.append(names[chosen[rows]])
             ends.append(end)
             carts.append(price[rows] / 100.0)
+            segments.append(segment[rows])
         memory, budget = core.memory, core.budget
         first += size
     return pa.table(
@@ -90,6 +95,7 @@ def simulate_offer_log(
             ACTION: pa.array(np.concatenate(actions).tolist(), pa.string()),
             JOURNEY_END: pa.array(np.concatenate(ends).tolist(), pa.string()),
             CART_VALUE: pa.array(np.concatenate(carts), pa.float64()),
+            SEGMENT: pa.array(np.concatenate(segments), pa.int64()),
         }
     )
 

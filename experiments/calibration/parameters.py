@@ -91,6 +91,12 @@ class Parameter:
     get: Callable[[Scenario], float] = dataclasses.field(compare=False, repr=False)
     put: Callable[[Scenario, float], Scenario] = dataclasses.field(compare=False, repr=False)
 
+    @property
+    def segment_share(self) -> bool:
+        """One segment's share: a weight of the mixture of segments (normalised over them)."""
+        name = self.name
+        return not self.factor and name.startswith("segments[") and name.endswith("].share")
+
     def start(self, scenario: Scenario) -> float:
         """The value in ``scenario`` (1 for a factor: the start is the reference)."""
         return 1.0 if self.factor else self.get(scenario)

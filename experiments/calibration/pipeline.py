@@ -29,6 +29,7 @@ import numpy as np
 from envs.scenario import Scenario
 from experiments.calibration.fitting import (
     LeastSquares,
+    Objective,
     ShopData,
     Simulator,
     least_squares_fit,
@@ -60,6 +61,15 @@ class CalibrationResult:
     evaluations: int
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
+    optimiser: dict[str, Any] = field(default_factory=dict)  # how each least squares ended
+    objective: Objective | None = field(default=None, repr=False)  # of every parameter
+
+    def chi_square(self, values: Sequence[float]) -> float:
+        """The fit's objective (sum of squared residuals over the fitted journeys) at
+        ``values`` of every parameter, in order: compare the fit with another candidate."""
+        if self.objective is None:
+            raise ValueError("this result keeps no objective")
+        return float(np.sum(self.objective.residuals(values) ** 2))
 
     @property
     def unidentified(self) -> list[Interval]:
@@ -88,6 +98,7 @@ class CalibrationResult:
             "evaluations": self.evaluations,
             "seconds": round(self.seconds, 2),
             "settings": self.settings,
+            "optimiser": self.optimiser,
         }
 
 
@@ -107,7 +118,7 @@ def _fit_once(
             "no target of the data can be fitted: the data lacks what the targets need"
         )
     ls = least_squares_fit(obj, x0, max_evaluations)
-    sim = simulator.targets(obj.scenario(ls.x))
+    sim = obj.table(ls.x)
     deltas = bootstrap_deltas(data_targets, sim, obj.names, obj.used, rng, replicates)
     starts = [p.start(start) for p in params]
 
@@ -118,6 +129,16 @@ def _fit_once(
     found = intervals(params, starts, ls.x, ls.jacobian, obj.sigma[obj.used], deltas, directions)
     evaluations = ls.evaluations + sum(np.isfinite(d.rise).sum() for d in directions)
     return dataclasses.replace(ls, evaluations=int(evaluations)), found, obj
+
+
+def _ended(ls: LeastSquares) -> dict[str, Any]:
+    """How a least squares ended: scipy's status and message, the chi-square."""
+    return {
+        "status": ls.status,
+        "message": ls.message,
+        "evaluations": ls.evaluations,
+        "chi_square": round(float(np.sum(ls.residuals**2)), 2),
+    }
 
 
 def calibrate(
@@ -142,10 +163,11 @@ def calibrate(
     fit_part = everything.subset(~held)
     simulator = Simulator(data, n_shoppers, n_journeys, seed)
     x0 = [p.start(start) for p in params]
-    ls, found, _ = _fit_once(
+    ls, found, obj = _fit_once(
         start, params, x0, fit_part, simulator, rng, replicates, max_evaluations
     )
     evaluations = ls.evaluations
+    optimiser = {"fit": _ended(ls)}
     values = list(ls.x)
     keep = [i for i, p in enumerate(found) if p.identified]
     if drop_unidentified and len(keep) < len(params):
@@ -163,6 +185,7 @@ def calibrate(
                 max_evaluations,
             )
             evaluations += ls2.evaluations
+            optimiser["refit without the unidentified"] = _ended(ls2)
             for j, i in enumerate(keep):
                 values[i] = float(ls2.x[j])
                 found[i] = refound[j]
@@ -193,4 +216,6 @@ def calibrate(
             "replicates": replicates,
             "parameters": [p.name for p in params],
         },
+        optimiser=optimiser,
+        objective=obj,
     )

@@ -144,8 +144,10 @@ def recover(
         replicates=replicates,
     )
     rows = {}
+    true_values = []
     for p, interval in zip(params, result.params, strict=True):
         true_value = true_in_fit(p.name, true, start, changes.get(p.name, p.start(start)))
+        true_values.append(true_value)
         rows[p.name] = {
             "true": true_value,
             "start": interval.start,
@@ -156,6 +158,7 @@ def recover(
             "reason": interval.reason,
             "covered": bool(interval.low <= true_value <= interval.high),
         }
+    fitted_values = [p.value for p in result.params]
     identified = [r for r in rows.values() if r["identified"]]
     report: dict[str, Any] = {
         "changes": dict(changes),
@@ -164,6 +167,13 @@ def recover(
         "covered": sum(r["covered"] for r in identified),
         "fit_seconds": round(result.seconds, 1),
         "evaluations": result.evaluations,
+        # the objective at the fit and at the truth: a fit that stopped short of the
+        # minimum shows a chi-square well above the truth's
+        "chi_square": {
+            "fitted": round(result.chi_square(fitted_values), 2),
+            "true": round(result.chi_square(true_values), 2),
+        },
+        "optimiser": result.optimiser,
         "held_out": result.summary()["held_out"],
     }
     if policies:

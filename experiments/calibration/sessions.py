@@ -165,11 +165,13 @@ def simulate_sessions(
     *,
     link_visits: bool = True,
     policy: Policy | None = None,
+    segments: bool = False,
 ) -> pd.DataFrame:
     """The session table of ``n_shoppers`` simulated journeys (one batch, seeded: common
     random numbers across scenarios). With ``policy`` None the merchant never offers.
     Without ``link_visits`` each visit is its own journey, as in a table that does not
-    link visits."""
+    link visits. With ``segments``, a column ``segment`` holds the index of the shopper's
+    segment (what the simulator knows and a shop's table does not)."""
     core = ShopperCore(scenario, n_shoppers, autoreset=False)
     obs = core.reset(seed)
     visits = scenario.max_visits
@@ -200,7 +202,7 @@ def simulate_sessions(
         if link_visits
         else np.char.add(np.char.add(shopper.astype(str), "-"), visit.astype(str))
     )
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "journey": journey,
             "visit": visit if link_visits else np.ones_like(visit),
@@ -211,6 +213,9 @@ def simulate_sessions(
             "exit_intent": intent[visit - 1, shopper],
         }
     )
+    if segments:
+        table["segment"] = core.traits[T["segment"], shopper].astype(np.int64)
+    return table
 
 
 # ------------------------------------------------------------------ targets

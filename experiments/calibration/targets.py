@@ -89,6 +89,13 @@ class TargetTable:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
+    def collapsed(self) -> TargetTable:
+        """The same targets as one row of totals (values kept, journeys forgotten)."""
+        num, den = self.totals()
+        return TargetTable(
+            self.names, self.labels, self.fitted, num[None, :], den[None, :], np.array(["all"])
+        )
+
     def select(self, names: Sequence[str]) -> TargetTable:
         """Only the targets ``names``, in that order (missing ones raise KeyError)."""
         idx = [self.names.index(n) for n in names]
@@ -119,6 +126,38 @@ def combine(tables: Sequence[TargetTable]) -> TargetTable:
         tuple(n for t in tables for n in t.names),
         tuple(lab for t in tables for lab in t.labels),
         np.concatenate([t.fitted for t in tables]),
+        num,
+        den,
+        np.concatenate([t.keys for t in tables]),
+    )
+
+
+def stack(tables: Sequence[TargetTable], weights: Sequence[float]) -> TargetTable:
+    """The journeys of several tables as one, each table's counts multiplied by its weight:
+    samples of the strata of one population (its segments, each simulated alone) put back
+    together in the population's proportions. A target some table lacks counts zero there;
+    the names are those of every table, in order of first appearance."""
+    at: dict[str, int] = {}
+    labels: list[str] = []
+    fitted: list[bool] = []
+    for t in tables:
+        for name, label, fit in zip(t.names, t.labels, t.fitted, strict=True):
+            if name not in at:
+                at[name] = len(at)
+                labels.append(label)
+                fitted.append(bool(fit))
+    rows = sum(t.n_journeys for t in tables)
+    num, den = np.zeros((rows, len(at))), np.zeros((rows, len(at)))
+    row = 0
+    for t, w in zip(tables, weights, strict=True):
+        cols = [at[n] for n in t.names]
+        num[row : row + t.n_journeys, cols] = t.num * w
+        den[row : row + t.n_journeys, cols] = t.den * w
+        row += t.n_journeys
+    return TargetTable(
+        tuple(at),
+        tuple(labels),
+        np.array(fitted, dtype=bool),
         num,
         den,
         np.concatenate([t.keys for t in tables]),
