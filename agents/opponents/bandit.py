@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.opponents import ONLINE_IN_SIMULATOR
 from agents.opponents.moments import HESITATION, check_moments, deciding, moment_columns
 from agents.rollout import cohort_seeds
 from envs.core import ShopperCore
@@ -176,7 +177,7 @@ def train_bandit(
             decisions += len(a)
     bandit.info = {
         "kind": "contextual bandit (linear Thompson sampling, per-action Bayesian ridge)",
-        "trained_on": "online in the simulator",
+        "trained_on": ONLINE_IN_SIMULATOR,
         "journeys": s.n_journeys,
         "decisions": decisions,
         "settings": s.to_dict(),

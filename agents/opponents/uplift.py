@@ -58,6 +58,7 @@ from threadpoolctl import threadpool_limits
 
 from agents.logs.schema import ACTION, JOURNEY, PROPENSITY, REWARD, STEP, LogSpec
 from agents.logs.simulate import Exploration, simulate_logs
+from agents.opponents import FROM_RANDOMISED_LOG
 from agents.opponents.moments import HESITATION, check_moments, deciding, moment_columns
 from envs.observation import feature_schema
 from envs.scenario import Scenario
@@ -459,7 +460,7 @@ def fit_uplift(
     policy.info = {
         "kind": "uplift targeting (doubly robust DR-learner, gradient boosting, policy "
         "selected on held-out journeys)",
-        "trained_on": "randomised decision log",
+        "trained_on": FROM_RANDOMISED_LOG,
         "journeys": len(journeys),
         "journeys_held_out": len(test_j),
         "decisions": len(log.action),

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from agents.opponents import FROM_RANDOMISED_LOG
 from agents.registry import NEVER, ORACLE
 from experiments.evaluation.evaluation_file import EVALUATION_FILE
 from experiments.evaluation.formatting import eur, pct
@@ -363,7 +364,7 @@ def _trained_on(data: dict[str, Any] | None) -> str:
     amount = f"{int(data.get('journeys', 0)):,} shoppers"
     where = (
         f"a randomised test of {amount}"
-        if data.get("trained_on") == "randomised decision log"
+        if data.get("trained_on") == FROM_RANDOMISED_LOG
         else f"{amount} served online in the simulator"
     )
     chose = f"; chose {data['chosen']}" if data.get("chosen") else ""
