@@ -271,13 +271,25 @@ class ShopperCore:
     # ------------------------------------------------------------------ masks
     def action_masks(self) -> BoolArray:
         """Eligible actions per shopper, shape ``(n, n_actions)``; ``wait`` is always eligible."""
-        mask = self._eligible_columns(slice(None))
+        return self._masks(self.budget)
+
+    def budget_withheld(self) -> BoolArray:
+        """Actions per shopper, ``(n, n_actions)``, that the campaign budget alone withholds
+        now: eligible were the budget unlimited, not eligible with what is left of it
+        (the live-agent desk served in row order in both). All false without a budget."""
+        if not np.isfinite(self.budget):
+            return np.zeros((self.n, self.n_actions), dtype=bool)
+        return self._masks(np.inf) & ~self._masks(self.budget)
+
+    def _masks(self, budget: float) -> BoolArray:
+        mask = self._eligible_columns(slice(None), budget)
         mask[self.actions.agent] &= self._agent_queue(mask[self.actions.agent])
         mask[0] = True
         return np.ascontiguousarray(mask.T)
 
-    def _eligible_columns(self, columns: Any) -> BoolArray:
-        """Eligibility of the given action columns for every shopper, ``(len(columns), n)``."""
+    def _eligible_columns(self, columns: Any, budget: float | None = None) -> BoolArray:
+        """Eligibility of the given action columns for every shopper, ``(len(columns), n)``,
+        with ``budget`` left in the campaign budget (default: what is left now)."""
         return eligible(
             alive=self.alive,
             away=self.away,
@@ -287,7 +299,7 @@ class ShopperCore:
             offered=self.offered[columns],
             static_ok=self.static_ok[columns],
             cost=self.expected_cost[columns],
-            budget=self.budget,
+            budget=self.budget if budget is None else budget,
             table=self.actions,
             columns=(columns, None) if isinstance(columns, slice) else columns[:, None],
         )

@@ -12,6 +12,8 @@ A log is a table with one row per decision the merchant took for a shopper in a 
 | ``<feature>`` | float64, null allowed | each observed feature by its manifest name; a
   consent-gated feature of a shopper without tracking consent is null (not stored) |
 | ``eligible_<action>`` | bool | one per action: the action was allowed at this decision |
+| ``withheld_<action>`` | bool, optional | one per action (all of them or none): the
+  action met every rule but the campaign budget's, which the spending so far had used up |
 | ``action`` | string | the action taken, by name |
 | ``propensity`` | float64 | probability the logging policy gave the action taken, in (0, 1] |
 | ``p_<action>`` | float64, optional | the logging policy's probability of every action
@@ -28,7 +30,9 @@ outcome as its reward) is the same format with one row per journey.
 The table's key-value metadata (Parquet) holds :data:`METADATA_KEY`, a JSON object: the
 schema version, the feature, action and term names in order, and what is known of the
 source: scenario name and digest, logging policy, exploration, how the propensities were
-obtained. A :class:`LogSpec` is that object in Python; it is built from a scenario
+obtained, the campaign budget's allowance. Schema version 2 added the ``withheld_``
+columns and the allowance; a version 1 log is read as one without them. A
+:class:`LogSpec` is that object in Python; it is built from a scenario
 (:meth:`LogSpec.from_scenario`), from an exported policy's manifest
 (:meth:`LogSpec.from_manifest`) or from plain lists of names, and gives the pyarrow schema.
 """
@@ -46,7 +50,9 @@ from envs.ledger import LEDGER_TERMS
 from envs.observation import feature_schema
 from envs.scenario import Scenario
 
-LOG_SCHEMA_VERSION = "1"
+LOG_SCHEMA_VERSION = "2"
+#: schema versions this reader reads (a version 1 log has no withheld_ columns)
+READABLE_VERSIONS: tuple[str, ...] = ("1", LOG_SCHEMA_VERSION)
 METADATA_KEY = b"concede.decision_log"
 
 JOURNEY = "journey"
@@ -57,8 +63,10 @@ PROPENSITY = "propensity"
 REWARD = "reward"
 JOURNEY_END = "journey_end"
 ELIGIBLE_PREFIX = "eligible_"
+WITHHELD_PREFIX = "withheld_"
 PROBABILITY_PREFIX = "p_"
 TERM_PREFIX = "term_"
+PREFIXES: tuple[str, ...] = (ELIGIBLE_PREFIX, WITHHELD_PREFIX, PROBABILITY_PREFIX, TERM_PREFIX)
 
 PURCHASE = "purchase"
 ABANDONED = "abandoned"
@@ -79,6 +87,11 @@ class LogSchemaError(ValueError):
 def eligible_column(action: str) -> str:
     """The column saying whether ``action`` was allowed."""
     return f"{ELIGIBLE_PREFIX}{action}"
+
+
+def withheld_column(action: str) -> str:
+    """The column saying whether the campaign budget alone withheld ``action``."""
+    return f"{WITHHELD_PREFIX}{action}"
 
 
 def probability_column(action: str) -> str:
@@ -102,6 +115,8 @@ class LogSpec:
         terms: ledger terms logged as ``term_<name>`` columns (a subset of
             ``envs.ledger.LEDGER_TERMS``, in its order; none for a shop without them).
         probabilities: the ``p_<action>`` columns are logged (all of them).
+        withheld: the ``withheld_<action>`` columns are logged (all of them): which
+            actions the campaign budget alone withheld at each decision.
         timestamp: the ``timestamp`` column is logged.
         gated: the consent-gated features (null for a shopper without consent).
         scenario: the simulated scenario the log comes from, if any.
@@ -112,6 +127,9 @@ class LogSpec:
             decision service write them), ``logged`` (given by the shop, taken as they
             are) or ``none`` (the log has no propensities: off-policy evaluation must
             estimate them).
+        budget_per_1000: the campaign budget's allowance, EUR of concessions per 1,000
+            journeys, if the shop had one: off-policy evaluation compares an evaluated
+            policy's own spending with it.
     """
 
     features: tuple[str, ...]
@@ -125,6 +143,8 @@ class LogSpec:
     logger: str | None = None
     exploration: Mapping[str, Any] | None = field(default=None, compare=False)
     propensities: str = "logged"
+    withheld: bool = False
+    budget_per_1000: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", tuple(self.features))
@@ -143,16 +163,11 @@ class LogSpec:
             if bad:
                 raise LogSchemaError(f"{kind} names must be non-empty strings, got {bad}")
         clash = sorted(set(self.features) & set(FIXED_COLUMNS))
-        prefixed = [
-            f
-            for f in self.features
-            if f.startswith((ELIGIBLE_PREFIX, PROBABILITY_PREFIX, TERM_PREFIX))
-        ]
+        prefixed = [f for f in self.features if f.startswith(PREFIXES)]
         if clash or prefixed:
             raise LogSchemaError(
                 f"feature names {clash + prefixed} clash with the log's own columns "
-                f"({list(FIXED_COLUMNS)} and the prefixes {ELIGIBLE_PREFIX!r}, "
-                f"{PROBABILITY_PREFIX!r}, {TERM_PREFIX!r}): rename them"
+                f"({list(FIXED_COLUMNS)} and the prefixes {list(PREFIXES)}): rename them"
             )
         unknown = [t for t in self.terms if t not in LEDGER_TERMS]
         if unknown:
@@ -164,6 +179,16 @@ class LogSpec:
         if self.propensities not in PROPENSITY_SOURCES:
             raise LogSchemaError(
                 f"propensities must be one of {PROPENSITY_SOURCES}, got {self.propensities!r}"
+            )
+        allowance = self.budget_per_1000
+        if allowance is not None and (
+            isinstance(allowance, bool)
+            or not isinstance(allowance, int | float)
+            or not 0.0 <= allowance < float("inf")
+        ):
+            raise LogSchemaError(
+                f"budget_per_1000 must be a number of EUR >= 0 (or null: no budget), "
+                f"got {allowance!r}"
             )
 
     # ------------------------------------------------------------ builders
@@ -178,7 +203,7 @@ class LogSpec:
             gated=tuple(f.name for f in schema if f.gated),
             scenario=scenario.name,
             scenario_digest=scenario.digest(),
-            **source,
+            **{"budget_per_1000": scenario.campaign_budget_per_1000, **source},
         )
 
     @classmethod
@@ -211,6 +236,10 @@ class LogSpec:
         return tuple(eligible_column(a) for a in self.actions)
 
     @property
+    def withheld_columns(self) -> tuple[str, ...]:
+        return tuple(withheld_column(a) for a in self.actions)
+
+    @property
     def probability_columns(self) -> tuple[str, ...]:
         return tuple(probability_column(a) for a in self.actions)
 
@@ -233,6 +262,8 @@ class LogSpec:
             fields.append(pa.field(TIMESTAMP, pa.timestamp("us", tz="UTC")))
         fields += [pa.field(name, pa.float64()) for name in self.features]
         fields += [pa.field(name, pa.bool_(), nullable=False) for name in self.eligible_columns]
+        if self.withheld:
+            fields += [pa.field(name, pa.bool_(), nullable=False) for name in self.withheld_columns]
         fields += [
             pa.field(ACTION, pa.string(), nullable=False),
             pa.field(PROPENSITY, pa.float64()),
@@ -265,10 +296,10 @@ class LogSpec:
             LogSchemaError: another schema version, or a field missing or of a wrong type.
         """
         version = data.get("schema_version")
-        if str(version) != LOG_SCHEMA_VERSION:
+        if str(version) not in READABLE_VERSIONS:
             raise LogSchemaError(
                 f"metadata: the log has schema version {version!r}, this reader knows "
-                f"{LOG_SCHEMA_VERSION!r}: convert it or use the matching concede"
+                f"{list(READABLE_VERSIONS)}: convert it or use the matching concede"
             )
         known = {f for f in cls.__dataclass_fields__}
         fields = {k: v for k, v in data.items() if k in known}
@@ -299,27 +330,31 @@ class LogSpec:
     ) -> LogSpec:
         """The spec of a table that has no metadata (a CSV, a shop's own table), from its
         column names: actions from the ``eligible_`` columns, terms from ``term_``,
-        features from the other columns. With a ``scenario``, its feature and action
-        order and gated features are used, and the names must be its own (the validator
-        then reports a column the scenario does not know)."""
+        ``withheld_`` columns if any, features from the other columns. With a
+        ``scenario``, its feature and action order and gated features are used, and the
+        names must be its own (the validator then reports a column the scenario does not
+        know)."""
         cols = list(columns)
         actions = [c[len(ELIGIBLE_PREFIX) :] for c in cols if c.startswith(ELIGIBLE_PREFIX)]
         terms = [c[len(TERM_PREFIX) :] for c in cols if c.startswith(TERM_PREFIX)]
         has_p = any(c.startswith(PROBABILITY_PREFIX) for c in cols)
+        withheld = any(c.startswith(WITHHELD_PREFIX) for c in cols)
         if scenario is not None:
             spec = cls.from_scenario(scenario, terms=[t for t in terms if t in LEDGER_TERMS])
-            return replace(spec, probabilities=has_p, timestamp=TIMESTAMP in cols, **source)
-        features = [
-            c
-            for c in cols
-            if c not in FIXED_COLUMNS
-            and not c.startswith((ELIGIBLE_PREFIX, PROBABILITY_PREFIX, TERM_PREFIX))
-        ]
+            return replace(
+                spec,
+                probabilities=has_p,
+                timestamp=TIMESTAMP in cols,
+                withheld=withheld,
+                **source,
+            )
+        features = [c for c in cols if c not in FIXED_COLUMNS and not c.startswith(PREFIXES)]
         return cls(
             features=tuple(features),
             actions=tuple(actions),
             terms=tuple(t for t in terms if t in LEDGER_TERMS),
             probabilities=has_p,
             timestamp=TIMESTAMP in cols,
+            withheld=withheld,
             **source,
         )

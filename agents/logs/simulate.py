@@ -21,7 +21,8 @@ n_journeys, seed)`` runs, and each journey's rewards sum to its ``Outcomes.profi
 (arrived and not yet ended), whatever the merchant did, ``wait`` included, on the site or
 away. Nothing is booked outside those steps, so a journey's rows hold all its margin.
 Each row has the observation before the decision (consent-gated features null for a
-shopper without consent), the eligible actions, the action, its propensity and every
+shopper without consent), the eligible actions (and on a scenario with a campaign budget
+the actions the budget alone withheld), the action, its propensity and every
 action's probability, the margin and ledger terms booked at the step, and on the last
 row how the journey ended. Journeys are keyed ``"<seed>-<index>"`` (index in
 ``0..n_journeys-1``, as in ``Outcomes``): no shopper identity exists to leak.
@@ -125,6 +126,7 @@ class _Rows:
     step: NDArray[np.int64]
     obs: NDArray[np.float32]
     mask: NDArray[np.bool_]
+    withheld: NDArray[np.bool_]
     action: NDArray[np.int64]
     probs: NDArray[np.float64]
     reward: NDArray[np.float64]
@@ -185,6 +187,7 @@ def simulate_logs(
         logger=policy.name,
         exploration=explore.to_dict(),
         propensities="exact",
+        withheld=scenario.campaign_budget_per_1000 is not None,
     )
     return _to_table(parts, spec, seed, n_journeys)
 
@@ -203,6 +206,7 @@ def _run_cohort(
         if not core.running:
             break
         mask = core.action_masks()
+        withheld = core.budget_withheld()
         # the policy sees every row, as in run_policy (a policy may depend on the batch)
         probs = explore.probabilities(policy, obs, mask)
         alive = np.flatnonzero(core.alive)
@@ -224,6 +228,7 @@ def _run_cohort(
                 step=t,
                 obs=o,
                 mask=m,
+                withheld=withheld[alive],
                 action=actions[alive],
                 probs=p,
                 reward=reward[alive].copy(),
@@ -256,6 +261,8 @@ def _to_table(parts: list[_Rows], spec: LogSpec, seed: int, n_journeys: int) -> 
         columns[name] = pa.array(values, pa.float64(), mask=~consent if name in gated else None)
     for j, name in enumerate(spec.eligible_columns):
         columns[name] = pa.array(rows.mask[:, j], pa.bool_())
+    for j, name in enumerate(spec.withheld_columns if spec.withheld else ()):
+        columns[name] = pa.array(rows.withheld[:, j], pa.bool_())
     actions = pa.array(list(spec.actions), pa.string())
     columns[ACTION] = pa.DictionaryArray.from_arrays(pa.array(rows.action), actions).cast(
         pa.string()

@@ -14,6 +14,8 @@ Two steps, both raising :class:`LogValidationError`:
     different journeys may interleave, as a service writes them);
   - the first action (``wait``, an A/B test's control) eligible on every row;
   - ``action`` one of the spec's actions, and eligible at that row;
+  - ``withheld_<action>`` (if logged) false wherever the action is eligible: the budget
+    withholds only what it keeps from being offered;
   - ``propensity`` present, in (0, 1] (unless the log has none at all: then off-policy
     evaluation estimates them, see ``propensities``);
   - ``p_<action>`` (if logged) in [0, 1], 0 for every ineligible action, summing to 1 over
@@ -54,6 +56,7 @@ from agents.logs.schema import (
     STEP,
     TERM_PREFIX,
     TIMESTAMP,
+    WITHHELD_PREFIX,
     LogSpec,
 )
 from envs.ledger import LEDGER_TERMS, profit
@@ -139,7 +142,7 @@ def _list(names: list[str]) -> str:
 
 
 def _unknown_reason(column: str, spec: LogSpec) -> str:
-    if column.startswith(ELIGIBLE_PREFIX) or column.startswith(PROBABILITY_PREFIX):
+    if column.startswith((ELIGIBLE_PREFIX, WITHHELD_PREFIX, PROBABILITY_PREFIX)):
         return f"not an action of the log (actions: {list(spec.actions)})"
     if column.startswith(TERM_PREFIX):
         known = [f"{TERM_PREFIX}{t}" for t in LEDGER_TERMS]
@@ -147,7 +150,7 @@ def _unknown_reason(column: str, spec: LogSpec) -> str:
     where = f"scenario {spec.scenario!r}" if spec.scenario else "the log's features"
     return (
         f"unknown column: not one of {where} ({len(spec.features)} known) nor a log "
-        f"column ({list(FIXED_COLUMNS)}, eligible_/p_/term_<name>)"
+        f"column ({list(FIXED_COLUMNS)}, eligible_/withheld_/p_/term_<name>)"
     )
 
 
@@ -278,6 +281,9 @@ def validate(table: pa.Table, spec: LogSpec, *, require_propensity: bool = True)
             ACTION, "the action taken was not eligible (its eligible_ column is false)", ~taken_ok
         )
 
+    if spec.withheld:
+        _check_withheld(table, spec, eligible)
+
     propensity = _floats(table, PROPENSITY)
     missing = np.isnan(propensity)
     logged = not missing.all()
@@ -328,6 +334,18 @@ def validate(table: pa.Table, spec: LogSpec, *, require_propensity: bool = True)
         propensity_logged=logged,
         probabilities_logged=spec.probabilities,
     )
+
+
+def _check_withheld(table: pa.Table, spec: LogSpec, eligible: NDArray[np.bool_]) -> None:
+    for j, name in enumerate(spec.withheld_columns):
+        both = np.asarray(table.column(name).to_numpy(zero_copy_only=False), bool) & eligible[:, j]
+        if both.any():
+            raise _bad(
+                name,
+                f"{spec.actions[j]!r} is both eligible and withheld by the budget: the budget "
+                "withholds only an action it keeps from being offered (eligible_ false)",
+                both,
+            )
 
 
 def _action_indices(table: pa.Table, spec: LogSpec) -> NDArray[np.int64]:

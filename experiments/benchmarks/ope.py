@@ -112,6 +112,9 @@ def _summary(truth: float, rows: list[dict[str, Any]], estimators: Sequence[str]
         "mean_width": float(np.mean([r["high"] - r["low"] for r in rec])),
     }
     out["mean_ess"] = float(np.mean([r["ess"] for r in rows]))
+    budgets = [r["budget"] for r in rows if r.get("budget")]
+    if budgets:  # under whose campaign budget each draw was evaluated
+        out["evaluated_under"] = {b: budgets.count(b) for b in sorted(set(budgets))}
     verdicts = [r["trust"] for r in rows]
     out["verdicts"] = {v: verdicts.count(v) for v in sorted(set(verdicts))}
     out["coverage_by_verdict"] = {
@@ -157,6 +160,7 @@ def run_draws(
                     },
                     "ess": r["diagnostics"]["ess"],
                     "trust": r["trust"],
+                    "budget": (r.get("budget") or {}).get("evaluated_under"),
                 }
             )
         log(
@@ -242,7 +246,12 @@ def render(results: list[dict[str, Any]]) -> None:
                     f"{v} {n} (coverage {summary['coverage_by_verdict'][v]:.0%})"
                     for v, n in summary["verdicts"].items()
                 )
-                print(f"{'':>9} {policy:<24} mean ESS {summary['mean_ess']:,.0f}; {verdicts}")
+                under = "".join(
+                    f"; {n} under {b}" for b, n in summary.get("evaluated_under", {}).items()
+                )
+                print(
+                    f"{'':>9} {policy:<24} mean ESS {summary['mean_ess']:,.0f}; {verdicts}{under}"
+                )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,9 +3,9 @@
 :class:`Journeys` holds the rows of a validated log (:class:`agents.logs.DecisionLog`)
 sorted by journey (rows of a journey keep their order): per row the journey index, its
 position in the journey (0, 1, ...), the features (NaN where null), the eligibility mask,
-the action taken, the logged propensity (NaN when the log has none), the logger's
-probabilities of every action (if logged), and the per-row **signals** the estimators
-average per journey:
+the actions the campaign budget alone withheld (if logged), the action taken, the logged
+propensity (NaN when the log has none), the logger's probabilities of every action (if
+logged), and the per-row **signals** the estimators average per journey:
 
 - ``profit``: the ``reward`` column, EUR;
 - ``conversion``: 1 on the row whose ``journey_end`` is ``purchase``, else 0;
@@ -52,10 +52,12 @@ class Journeys:
     """The rows of a log sorted by journey; see the module docstring.
 
     Per row ``(n_rows,)``: ``journey`` (0..n_journeys-1), ``position``, ``action``,
-    ``propensity``; ``features`` ``(n_rows, n_features)`` by ``feature_names``; ``mask``
-    and ``logged_probs`` (or None) ``(n_rows, n_actions)``; ``signals`` by name. Per
-    journey ``(n_journeys,)``: ``start`` (first row) and ``length``. ``keys`` are the
-    journey keys in journey order; ``source_rows`` the log's row of each row.
+    ``propensity``; ``features`` ``(n_rows, n_features)`` by ``feature_names``; ``mask``,
+    ``withheld`` (or None: not logged) and ``logged_probs`` (or None) ``(n_rows,
+    n_actions)``; ``signals`` by name. Per journey ``(n_journeys,)``: ``start`` (first row)
+    and ``length``. ``keys`` are the journey keys in journey order; ``source_rows`` the
+    log's row of each row. ``budget_per_1000``: the campaign budget's allowance, EUR per
+    1,000 journeys, if the log says.
     """
 
     keys: tuple[str, ...]
@@ -72,6 +74,8 @@ class Journeys:
     logged_probs: FloatArray | None
     signals: dict[str, FloatArray]
     source_rows: NDArray[np.int64]
+    withheld: NDArray[np.bool_] | None = None
+    budget_per_1000: float | None = None
 
     @property
     def n_rows(self) -> int:
@@ -156,12 +160,13 @@ def from_log(log: DecisionLog) -> Journeys:
         features = np.column_stack([floats(f) for f in spec.features])
     else:
         features = np.zeros((len(order), 0))
-    mask = np.column_stack(
-        [
-            np.asarray(table.column(c).to_numpy(zero_copy_only=False), bool)
-            for c in spec.eligible_columns
-        ]
-    )[order]
+
+    def flags(columns: tuple[str, ...]) -> NDArray[np.bool_]:
+        return np.column_stack(
+            [np.asarray(table.column(c).to_numpy(zero_copy_only=False), bool) for c in columns]
+        )[order]
+
+    mask = flags(spec.eligible_columns)
     action = np.asarray(
         pc.index_in(table.column(ACTION), value_set=pa.array(spec.actions, pa.string())).to_numpy(
             zero_copy_only=False
@@ -197,4 +202,6 @@ def from_log(log: DecisionLog) -> Journeys:
         logged_probs=probs,
         signals=signals,
         source_rows=order.astype(np.int64),
+        withheld=flags(spec.withheld_columns) if spec.withheld else None,
+        budget_per_1000=spec.budget_per_1000,
     )

@@ -11,7 +11,8 @@ of the policy's to the logger's probabilities over the journey) and the support 
   (weight > 0);
 - ``unsupported_decisions`` / ``unsupported_journeys``: share of decisions (journeys with
   at least one) where the policy chooses an action the logger gave probability 0 — the
-  log holds nothing about those choices.
+  log holds nothing about those choices. An action the campaign budget withheld from the
+  logger does not count here: :mod:`experiments.offpolicy.budget` accounts for it.
 
 :func:`assess` turns them into a verdict — ``trusted``, ``caution`` or ``not
 trustworthy`` — and warnings in words. The thresholds are the module's constants; below
@@ -61,16 +62,20 @@ def diagnose(
     target: FloatArray,
     logger_probs: FloatArray,
     support_source: str,
+    withheld: NDArray[np.bool_] | None = None,
 ) -> Diagnostics:
     """The diagnostics of a policy with per-row weights ``w`` and probabilities ``target``,
     given the logger's probabilities ``logger_probs`` of every action (logged or
-    estimated, as ``support_source`` says)."""
+    estimated, as ``support_source`` says) and the actions the budget ``withheld``."""
     final = w[journeys.last_row]
     total = float(final.sum())
     squares = float((final**2).sum())
     ess = total**2 / squares if squares > 0 else 0.0
     floor = 0.0 if support_source == "logged probabilities" else ESTIMATED_SUPPORT_FLOOR
-    unsupported = np.asarray(((target > 0.0) & (logger_probs <= floor)).any(axis=1))
+    lacking = (target > 0.0) & (logger_probs <= floor)
+    if withheld is not None:
+        lacking &= ~withheld
+    unsupported = np.asarray(lacking.any(axis=1))
     by_journey = journeys.per_journey(unsupported.astype(np.float64)) > 0
     return Diagnostics(
         ess=ess,

@@ -29,6 +29,11 @@ journeys than ``value_model.min_journeys``, or none asked for) or when the value
 explains nothing of the returns (its out-of-fold R² of profit at or below 0). The choice
 and its reason are in the output.
 
+**A campaign budget** shared between shoppers: when the log says what the budget withheld
+and what it allows, each policy is evaluated under its own budget where its spending fits
+the allowance, else on the logged eligibility, and its result says which
+(:mod:`experiments.offpolicy.budget`).
+
 The result is a JSON-ready dict (see :func:`evaluate_offpolicy`); the merchant report
 and the ``ope`` app render it.
 """
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -45,10 +51,11 @@ from threadpoolctl import threadpool_limits
 
 from agents.logs import DecisionLog
 from agents.policy import Policy
+from experiments.offpolicy import budget
 from experiments.offpolicy import estimators as est
 from experiments.offpolicy.bootstrap import BootstrapSettings, interval, widen
 from experiments.offpolicy.data import CONVERSION, PROFIT, SIGNALS, SPEND, Journeys, from_log
-from experiments.offpolicy.diagnostics import assess, diagnose
+from experiments.offpolicy.diagnostics import CAUTION, TRUSTED, assess, diagnose
 from experiments.offpolicy.fqe import (
     ValueEstimates,
     ValueModelSettings,
@@ -132,7 +139,8 @@ def evaluate_offpolicy(
     ``profit_per_1000``, ``conversion``, ``spend_per_1000``), ``recommended``
     (``estimator``, ``why`` and the outputs), ``diagnostics``, ``value_model_r2`` per
     signal, ``trust`` (``trusted``, ``caution`` or ``not trustworthy``) and
-    ``warnings`` (sentences), and ``warnings`` for the whole log.
+    ``warnings`` (sentences), and on a log with a campaign budget ``budget`` (see
+    :func:`experiments.offpolicy.budget.summary`); and ``warnings`` for the whole log.
 
     Raises:
         experiments.offpolicy.targets.PolicyMismatchError: a policy cannot be evaluated on
@@ -161,11 +169,18 @@ def _evaluate(
     targets = {p.name: target_probabilities(p, journeys, names) for p in policies}
     refit_props = _refits(journeys, props, s, rng)
     log_warnings = _log_warnings(props, s.signals, signals)
+    own = budget.own_mask(journeys)
     results = {}
     for policy in policies:
         progress(f"evaluating {policy.name}")
-        results[policy.name] = _evaluate_one(
-            policy.name, journeys, targets[policy.name], props, refit_props, signals, s
+        own_target = None if own is None else target_probabilities(policy, journeys, names, own)
+        results[policy.name] = _evaluate_budgeted(
+            policy.name,
+            journeys,
+            targets[policy.name],
+            own_target,
+            partial(_evaluate_one, policy.name, journeys, props, refit_props, s),
+            signals,
         )
     return {
         "log": {
@@ -252,20 +267,79 @@ def _logged(journeys: Journeys, signals: list[str], boot: BootstrapSettings) -> 
     return out
 
 
-def _evaluate_one(
+def _evaluate_budgeted(
     name: str,
     journeys: Journeys,
     target: FloatArray,
+    own_target: FloatArray | None,
+    evaluate: Callable[[FloatArray, list[str]], dict[str, Any]],
+    signals: list[str],
+) -> dict[str, Any]:
+    """A policy's result under its own campaign budget or the logged eligibility, as
+    :mod:`experiments.offpolicy.budget` decides; ``evaluate(target, signals)`` evaluates
+    the policy's choices ``target``. Without a budget: ``evaluate(target, signals)``."""
+    allowance = journeys.budget_per_1000
+    judged = allowance is not None and SPEND in journeys.signals
+    wanted = [*signals, SPEND] if judged and SPEND not in signals else signals
+    share = 0.0
+    if own_target is not None:
+        share = float(budget.picks_withheld(own_target, journeys).mean())
+    reason = ""
+    if own_target is not None and share > 0.0:
+        own = evaluate(own_target, wanted)
+        rec = own["recommended"]
+        judgement = budget.judge(allowance, rec.get(OUTPUTS[SPEND][0]))
+        names = _names(journeys)
+        if rec["estimator"] not in (names[est.DR], names[est.WDR]):
+            reason = (
+                "without a value model that explains the returns the log cannot value the "
+                "offers it never shows"
+            )
+        if judgement.fits and not reason:
+            result, block = own, budget.summary(budget.OWN, judgement, share)
+        else:
+            result = evaluate(target, wanted)
+            block = budget.summary(budget.LOGGED, judgement, share, rec.get(OUTPUTS[PROFIT][0]))
+    else:
+        result = evaluate(target, wanted)
+        if not judged and journeys.withheld is None:
+            return result
+        spend = result["recommended"].get(OUTPUTS[SPEND][0])
+        block = budget.summary(budget.LOGGED, budget.judge(allowance, spend), 0.0)
+    result["budget"] = block
+    said = budget.warning(name, block, reason)
+    if said:
+        result["warnings"].append(said)
+        result["trust"] = CAUTION if result["trust"] == TRUSTED else result["trust"]
+    if SPEND not in signals:
+        _drop_output(result, OUTPUTS[SPEND][0], SPEND)
+    return result
+
+
+def _drop_output(result: dict[str, Any], key: str, signal: str) -> None:
+    """Remove an output the user did not ask for (computed to judge the budget)."""
+    for outputs in result["estimators"].values():
+        outputs.pop(key, None)
+    result["recommended"].pop(key, None)
+    result["value_model_r2"].pop(signal, None)
+
+
+def _evaluate_one(
+    name: str,
+    journeys: Journeys,
     props: _Propensities,
     refit_props: list[FloatArray],
-    signals: list[str],
     s: OPESettings,
+    target: FloatArray,
+    signals: list[str],
 ) -> dict[str, Any]:
     w = est.cumulative_weights(journeys, est.ratios(journeys, target, props.taken))
     refit_w = [
         est.cumulative_weights(journeys, est.ratios(journeys, target, p)) for p in refit_props
     ]
-    diagnostics = diagnose(journeys, w, target, props.every, props.support_source)
+    diagnostics = diagnose(
+        journeys, w, target, props.every, props.support_source, journeys.withheld
+    )
     fit_dr = s.value_model is not None and journeys.n_journeys >= s.value_model.min_journeys
     estimates: dict[str, dict[str, Any]] = {}
     r2: dict[str, float] = {}

@@ -76,7 +76,7 @@ def evaluate_logs(
             "since the log was written"
         )
     if market is not None:
-        notes.extend(shared_state_warnings(market))
+        notes.extend(shared_state_warnings(market, budget_logged=log.spec.withheld))
     if market is not None and market.action_names != log.spec.actions:
         raise PolicyMismatchError(
             f"scenario {market.name!r} has the actions {list(market.action_names)}, the log "
@@ -93,17 +93,20 @@ def evaluate_logs(
     return result
 
 
-def shared_state_warnings(scenario: Scenario) -> list[str]:
+def shared_state_warnings(scenario: Scenario, *, budget_logged: bool = False) -> list[str]:
     """What makes one shopper's treatment change another's in ``scenario``: off-policy
-    evaluation assumes it does not, so each is a bias no interval shows."""
+    evaluation assumes it does not, so each is a bias no interval shows. A campaign
+    budget is not named when the log says what it withheld (``budget_logged``): each
+    policy's result then says under whose budget it was evaluated."""
     out = []
-    if scenario.campaign_budget_per_1000 is not None:
+    if scenario.campaign_budget_per_1000 is not None and not budget_logged:
         out.append(
-            f"scenario {scenario.name!r} shares a campaign budget between shoppers: the "
-            "log's eligible actions reflect what the logger spent, so a policy that would "
-            "spend differently is evaluated under the logger's budget, not its own (on "
-            "black_friday the benchmark saw always_recovery_email underestimated by about "
-            "500 EUR per 1,000 shoppers)"
+            f"scenario {scenario.name!r} shares a campaign budget between shoppers, and the "
+            "log does not say which offers the budget withheld (withheld_<action> columns): "
+            "the log's eligible actions reflect what the logger spent, so a policy that "
+            "would spend differently is evaluated under the logger's budget, not its own "
+            "(on black_friday the benchmark saw always_recovery_email underestimated by "
+            "about 500 EUR per 1,000 shoppers)"
         )
     if scenario.strategic.strength > 0.0:
         out.append(

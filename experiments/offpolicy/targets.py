@@ -1,10 +1,12 @@
 """What an evaluated policy would have done at every logged decision.
 
 The policy sees each row's observation as the simulator would show it (features by the
-names it reads, null as 0) and the row's logged eligibility mask, and returns its
-action; an action outside the mask is played as the default action (``wait``), as the
-simulator plays it. The result is the policy's probability of every action per row
-``(n_rows, n_actions)``: one-hot, since concede's policies decide deterministically.
+names it reads, null as 0) and the row's logged eligibility mask (or another mask: the
+logged one with the actions the campaign budget withheld, when the policy is evaluated
+under its own budget), and returns its action; an action outside the mask is played as
+the default action (``wait``), as the simulator plays it. The result is the policy's
+probability of every action per row ``(n_rows, n_actions)``: one-hot, since concede's
+policies decide deterministically.
 
 Rows are decided together, as independent events: a policy that remembers past steps
 itself (a recurrent network) cannot be evaluated on a log, which does not carry its
@@ -36,9 +38,13 @@ def policy_features(policy: Policy, default: Sequence[str]) -> tuple[str, ...]:
 
 
 def target_probabilities(
-    policy: Policy, journeys: Journeys, feature_names: Sequence[str]
+    policy: Policy,
+    journeys: Journeys,
+    feature_names: Sequence[str],
+    mask: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.float64]:
-    """The policy's probability of each action at each logged row, ``(n_rows, n_actions)``.
+    """The policy's probability of each action at each logged row, ``(n_rows, n_actions)``,
+    choosing among the actions of ``mask`` (default: the logged eligibility).
 
     Raises:
         PolicyMismatchError: a privileged policy, or one whose actions are not the log's.
@@ -56,10 +62,11 @@ def target_probabilities(
             f"{list(journeys.action_names)}: evaluate it on a log of its own catalogue"
         )
     obs = journeys.observations(policy_features(policy, feature_names))
+    allowed = journeys.mask if mask is None else mask
     chosen = np.empty(journeys.n_rows, dtype=np.int64)
     for start in range(0, journeys.n_rows, CHUNK):
         part = slice(start, start + CHUNK)
-        got = np.asarray(policy.act(obs[part], journeys.mask[part]), dtype=np.int64)
+        got = np.asarray(policy.act(obs[part], allowed[part]), dtype=np.int64)
         if got.shape != (len(obs[part]),) or (
             len(got) and (got.min() < 0 or got.max() >= journeys.n_actions)
         ):
@@ -68,7 +75,7 @@ def target_probabilities(
             )
         chosen[part] = got
     rows = np.arange(journeys.n_rows)
-    chosen = np.where(journeys.mask[rows, chosen], chosen, 0)
+    chosen = np.where(allowed[rows, chosen], chosen, 0)
     probs = np.zeros((journeys.n_rows, journeys.n_actions))
     probs[rows, chosen] = 1.0
     return probs

@@ -1,0 +1,139 @@
+"""Under whose campaign budget a policy is evaluated: its own, when the log allows.
+
+A campaign budget is shared between shoppers: what the logger had spent decided which
+offers later shoppers were eligible for. Evaluated on the logged eligibility, a policy
+that spends less than the logger is rationed by the logger's spending, not its own, and
+its figure is too low by an amount no interval shows (on ``black_friday`` the benchmark
+saw ``always_recovery_email`` underestimated by about 500 EUR per 1,000 journeys).
+
+When the log says which actions the budget alone withheld at each decision (the
+``withheld_<action>`` columns) and what the budget allows (``budget_per_1000`` in its
+metadata), a policy is evaluated **under its own budget**:
+
+1. it chooses among the eligible actions *and* the withheld ones (:func:`own_mask`);
+2. where it picks a withheld action the logger could not have taken it: those decisions
+   have no support in the log, and the doubly robust estimators take their value from
+   the value model, learned at states where the budget allowed the action (regression
+   extrapolation for deficient support; Sachdeva, Su and Joachims, 2020). The budget is
+   not a feature, so the model values a shopper the same whatever was left of it. The
+   importance-sampling estimators leave those decisions out, so this needs a value model
+   that explains something of the returns;
+3. its concession spend per 1,000 journeys is estimated the same way. If the upper end
+   of the 95% interval is within the allowance, its own spending would not have used the
+   budget up and the figure stands (:func:`judge`). Otherwise its spending would have
+   rationed its own offers, as the log cannot show: it is evaluated on the logged
+   eligibility, and warned about.
+
+A policy that never picks a withheld action is evaluated on the logged eligibility; its
+spend is still compared with the allowance, since a policy spending more than the
+logger would have found the budget empty sooner than the log shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from experiments.offpolicy.data import Journeys
+
+OWN = "own budget"
+LOGGED = "logged eligibility"
+
+
+def own_mask(journeys: Journeys) -> NDArray[np.bool_] | None:
+    """The actions a policy may choose under its own budget, ``(n_rows, n_actions)``: the
+    logged eligible ones and those the budget alone withheld. None when the log does not
+    say what the budget withheld, or it withheld nothing."""
+    if journeys.withheld is None or not journeys.withheld.any():
+        return None
+    return np.asarray(journeys.mask | journeys.withheld, dtype=bool)
+
+
+def picks_withheld(target: NDArray[np.float64], journeys: Journeys) -> NDArray[np.bool_]:
+    """Per row, whether the policy's choice (``target``, its probabilities) is an action
+    the budget withheld from the logger."""
+    if journeys.withheld is None:
+        return np.zeros(journeys.n_rows, dtype=bool)
+    return np.asarray(((target > 0.0) & journeys.withheld).any(axis=1), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Whether a policy's own spending fits the campaign's allowance.
+
+    ``fits``: True (the upper end of its spend interval is within the allowance), False
+    (it may exceed it) or None (no allowance or no spend estimate: cannot tell).
+    """
+
+    allowance: float | None
+    spend: Mapping[str, Any] | None
+    fits: bool | None
+
+
+def judge(allowance: float | None, spend: Mapping[str, Any] | None) -> Judgement:
+    """Compare a spend estimate (``{"estimate", "low", "high"}`` per 1,000 journeys) with
+    the allowance per 1,000 journeys."""
+    if allowance is None or spend is None or spend.get("high") is None:
+        return Judgement(allowance, spend, None)
+    return Judgement(allowance, spend, bool(spend["high"] <= allowance))
+
+
+def summary(
+    evaluated_under: str,
+    judgement: Judgement,
+    withheld_share: float,
+    own_profit: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``budget`` block of a policy's result."""
+    out: dict[str, Any] = {
+        "evaluated_under": evaluated_under,
+        "allowance_per_1000": judgement.allowance,
+        "spend_per_1000": dict(judgement.spend) if judgement.spend else None,
+        "spend_fits": judgement.fits,
+        "withheld_decisions": round(withheld_share, 6),
+    }
+    if own_profit is not None:
+        out["own_budget_profit_per_1000"] = dict(own_profit)
+    return out
+
+
+def _eur(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def warning(name: str, block: Mapping[str, Any], reason: str = "") -> str | None:
+    """What a user should know about a policy's budget, in words (None: nothing)."""
+    spend, allowance = block["spend_per_1000"], block["allowance_per_1000"]
+    share = block["withheld_decisions"]
+    spent = (
+        f"it would spend {_eur(spend['estimate'])} [{_eur(spend['low'])}, "
+        f"{_eur(spend['high'])}] EUR per 1,000 journeys against an allowance of "
+        f"{_eur(allowance)}"
+        if spend and allowance is not None
+        else ""
+    )
+    if block["evaluated_under"] == OWN:
+        return (
+            f"{name}: evaluated under its own campaign budget: {spent}, so the budget the "
+            f"logger used up would have been left for it; in {share:.1%} of decisions it "
+            "offers what the budget had withheld from the logger, and the doubly robust "
+            "figure takes those offers' value from its value model (the importance-sampling "
+            "figures leave them out)."
+        )
+    if share > 0.0:
+        return (
+            f"{name}: in {share:.1%} of decisions it would offer what the campaign budget had "
+            f"withheld from the logger, but {reason or spent}: it is evaluated on the logged "
+            "eligibility, rationed by the logger's spending rather than its own, and the "
+            "figure may be off either way by an amount its interval does not show."
+        )
+    if block["spend_fits"] is False:
+        return (
+            f"{name}: {spent}: its own spending would have used the budget up sooner than "
+            "the logger's did, which the log cannot show; the figure is likely too high."
+        )
+    return None
