@@ -3,7 +3,8 @@
 A tiny untrained MaskablePPO of ``default`` is exported once; the service runs on
 127.0.0.1 with two workers (each its own journal files), started and stopped here. The
 events are simulator states (shoppers in a journey, with the merchant-side context), so
-that guardrails forbid varied sets of actions.
+that guardrails forbid varied sets of actions. One of ``black_friday`` (a campaign
+budget) is served too, for the offers its budget alone withheld.
 """
 
 from __future__ import annotations
@@ -326,6 +327,61 @@ def test_rewards_join_their_decisions_in_a_valid_log(
     assert read.spec.propensities == "exact" and read.spec.probabilities
     info = validate(read.table, read.spec)
     assert info.n_rows == read.table.num_rows and info.propensity_logged
+    # default has no campaign budget: nothing withheld, no allowance
+    assert not read.spec.withheld and read.spec.budget_per_1000 is None
+    assert not any(c.startswith("withheld_") for c in read.table.column_names)
+
+
+def test_a_budget_policy_logs_the_offers_its_budget_alone_withheld(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """black_friday: events with little budget left, one at a time and in a batch; the
+    joined log's withheld_ columns are exactly the actions an unlimited budget would
+    allow and this one does not, and the log carries the allowance."""
+    scenario = envs.load_scenario("black_friday")
+    work = tmp_path_factory.mktemp("budget")
+    policy = export_policy(tiny_maskable(scenario), scenario, work / "p")
+    runtime = PolicyRuntime.load(policy)
+    n = 120
+    found = simulator_events(scenario, runtime.feature_names, n, seed=3)
+    columns = dict(found.columns, budget_left=np.random.default_rng(3).uniform(0.0, 30.0, n))
+    allowed = runtime.decide_batch(columns).allowed
+    unlimited = runtime.decide_batch(dict(columns, budget_left=np.full(n, 1e9))).allowed
+    assert allowed is not None and unlimited is not None
+    expected = unlimited & ~allowed
+    assert 10 <= expected.any(axis=1).sum() < n  # some rows withheld something, not all
+    events = [
+        {**{k: float(v[i]) for k, v in columns.items()}, "journey": f"bf-{i:03d}", "step": 0}
+        for i in range(n)
+    ]
+    options = ["--explore", str(EPSILON), "--flush-seconds", "0.2", "--seed", "2"]
+    with served_service(policy, work / "logs", 1, work / "server.log", options) as s:
+        decide(s.port, events[: n // 2])  # a batch
+        for event in events[n // 2 :]:  # one at a time
+            decide(s.port, [event])
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                log, _ = read_service_log(s.log_dir, reward_window=0.0)  # validated
+                if log.table.num_rows == n:
+                    break
+            except ValueError:
+                pass
+            assert time.monotonic() < deadline, "the decisions were not written in 30 s"
+            time.sleep(0.2)
+    spec = log.spec
+    assert spec.withheld and spec.budget_per_1000 == scenario.campaign_budget_per_1000
+    assert spec.budget_per_1000 == runtime.manifest["guardrails"]["campaign_budget_per_1000"]
+    rows = [int(j.split("-")[1]) for j in log.table.column("journey").to_pylist()]
+    got = np.column_stack([log.table.column(c).to_numpy() for c in spec.withheld_columns])
+    np.testing.assert_array_equal(got, expected[rows])
+    eligible = np.column_stack([log.table.column(c).to_numpy() for c in spec.eligible_columns])
+    np.testing.assert_array_equal(eligible, allowed[rows])
+    # written as a folder, read back: the columns and the allowance stay
+    out, _ = write_service_log(work / "logs", work / "log", reward_window=0.0)
+    read = read_log(out, require_propensity=True)
+    assert read.spec.withheld and read.spec.budget_per_1000 == spec.budget_per_1000
+    assert set(spec.withheld_columns) <= set(read.table.column_names)
 
 
 def test_metrics_and_health(service: Service, events: list[dict[str, float]]) -> None:

@@ -482,6 +482,65 @@ def test_money_guardrails(runtime: PolicyRuntime, scenario_by_name: Any, tmp_pat
     assert rt.decide(event).action in rt.action_names
 
 
+def _bit_set(row: np.ndarray) -> int:
+    return sum(1 << int(a) for a in np.flatnonzero(row))
+
+
+@pytest.mark.parametrize("name", ["black_friday", "stress"])
+def test_the_budget_alone_withholds_what_the_simulator_withholds(
+    name: str, scenario_by_name: Any, tmp_path: Path
+) -> None:
+    """Withheld: forbidden by ``budget``, allowed by every other guardrail. On the
+    simulator's states it is the simulator's ``budget_withheld`` (a live agent aside: each
+    event says whether an agent is free for it, where the simulator serves its desk in
+    row order among the shoppers an unlimited budget would let want one, so it withholds
+    fewer); with any budget left, it is what a budget without limit would allow and this
+    one does not; one event is withheld as its row in a batch."""
+    scenario = scenario_by_name(name)
+    rt = PolicyRuntime.load(export_policy(tiny_maskable(scenario), scenario, tmp_path / "p"))
+    chat = np.array([a["channel"] == "chat" for a in rt.manifest["actions"]])
+    core = ShopperCore(scenario, 64)
+    obs = core.reset(0)
+    rng = np.random.default_rng(0)
+    withheld_rows = checked = 0
+    for step in range(40):
+        mask, withheld, alive = core.action_masks(), core.budget_withheld(), core.alive.copy()
+        context = {k: v[alive] for k, v in simulator_context(core).items()}
+        columns = columns_of(rt, obs[alive], context)
+        batch = rt.decide_batch(columns)
+        assert batch.withheld is not None and batch.allowed is not None
+        np.testing.assert_array_equal(batch.withheld[:, ~chat], withheld[alive][:, ~chat])
+        assert not (withheld[alive][:, chat] & ~batch.withheld[:, chat]).any()
+        withheld_rows += int(batch.withheld.any(axis=1).sum())
+        # other budgets left (overspent too) and restrictive contexts
+        n = len(batch)
+        columns = dict(columns, budget_left=rng.uniform(-5.0, 40.0, n))
+        columns["offers_made"] = rng.integers(0, 4, n).astype(float)
+        columns["agents_free"] = rng.integers(0, 2, n).astype(float)
+        batch = rt.decide_batch(columns)
+        unlimited = rt.decide_batch(dict(columns, budget_left=np.full(n, 1e12)))
+        assert batch.withheld is not None and batch.allowed is not None
+        assert unlimited.allowed is not None
+        np.testing.assert_array_equal(batch.withheld, unlimited.allowed & ~batch.allowed)
+        if step % 4 == 0:
+            for i in range(n):
+                event = {k: float(v[i]) for k, v in columns.items()}
+                decision, allowed, bits, _, _ = rt.decide_scored(event)
+                assert decision == batch[i]
+                assert (allowed, bits) == (_bit_set(batch.allowed[i]), _bit_set(batch.withheld[i]))
+                checked += int(bits != 0)
+        obs, *_ = core.step(np.array([rng.choice(np.flatnonzero(m)) for m in mask]))
+    assert withheld_rows >= 20 and checked >= 20
+
+
+def test_without_a_budget_nothing_is_withheld(runtime: PolicyRuntime) -> None:
+    for obs, _, context in simulator_states(envs.load_scenario("default"), steps=5):
+        columns = columns_of(runtime, obs, context)
+        batch = runtime.decide_batch(columns)
+        assert batch.withheld is not None and not batch.withheld.any()
+        assert runtime.decide_scored({k: float(v[0]) for k, v in columns.items()})[2] == 0
+
+
 # ---------------------------------------------------------------- validation
 
 

@@ -209,12 +209,13 @@ class LogSpec:
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], **source: Any) -> LogSpec:
         """The spec of a log of a deployed policy, from its exported ``manifest.json``
-        (the features, actions, scenario name and digest it declares)."""
+        (the features, actions, scenario name and digest, and campaign budget it declares)."""
         try:
             features = [f["name"] for f in manifest["features"]]
             gated = [f["name"] for f in manifest["features"] if f.get("gated")]
             actions = [a["name"] for a in manifest["actions"]]
             scenario = manifest.get("scenario") or {}
+            budget = (manifest.get("guardrails") or {}).get("campaign_budget_per_1000")
         except (KeyError, TypeError) as err:
             raise LogSchemaError(f"not a policy manifest: {err!r} is missing") from None
         return cls(
@@ -223,7 +224,7 @@ class LogSpec:
             gated=tuple(gated),
             scenario=scenario.get("name"),
             scenario_digest=scenario.get("digest"),
-            **source,
+            **{"budget_per_1000": budget, **source},
         )
 
     def with_source(self, **source: Any) -> LogSpec:

@@ -51,6 +51,11 @@ Then, independently of the model:
 A :class:`Decision` carries the action, its concession's details, the model's own
 preference, the runner-up (the best allowed action after the one decided), the guardrail
 that overrode the model (if any) and a one-line reason.
+
+The actions the campaign budget alone withheld (allowed by every other guardrail,
+forbidden by ``budget``: what a decision log records as ``withheld_<action>``) come with
+:meth:`PolicyRuntime.decide_scored` (a bit set) and :attr:`Decisions.withheld` (a mask);
+none without a campaign budget.
 """
 
 from __future__ import annotations
@@ -116,6 +121,8 @@ _INDEX_TABLE_ACTIONS = 14
     _R_CAPACITY,
     _R_BUDGET,
 ) = range(len(RULES))
+# the rule bits of an action the campaign budget alone forbids
+_BUDGET_ONLY = np.uint16(1 << _R_BUDGET)
 
 
 class PolicyLoadError(RuntimeError):
@@ -221,7 +228,9 @@ class Decisions:
 
     ``runner_up`` and ``guardrail`` hold None where there is none; ``scores`` are the
     network's raw scores, shape ``(n, n_actions)``; ``allowed`` says which actions the
-    guardrails allow per row, shape ``(n, n_actions)`` (``wait`` always).
+    guardrails allow per row, shape ``(n, n_actions)`` (``wait`` always); ``withheld``
+    which ones the campaign budget alone forbids (every other guardrail allows them),
+    same shape (all false without a budget).
     """
 
     action_index: NDArray[np.int64]
@@ -238,6 +247,7 @@ class Decisions:
     scores: NDArray[np.float32]
     _details: tuple[Mapping[str, Any] | None, ...]
     allowed: NDArray[np.bool_] | None = None
+    withheld: NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         return len(self.action_index)
@@ -823,13 +833,18 @@ class PolicyRuntime:
 
     def decide_scored(
         self, event: Mapping[str, Any]
-    ) -> tuple[Decision, int, list[float], list[float]]:
-        """:meth:`decide`, with what a caller that explores around the decision needs: the
-        allowed actions (a bit set: bit ``a`` set if action ``a`` is allowed; ``wait``
-        always), the network's scores and the event's values in :attr:`input_names` order
-        (as given: consent-gated features not zeroed)."""
+    ) -> tuple[Decision, int, int, list[float], list[float]]:
+        """:meth:`decide`, with what a caller that explores around the decision, or logs
+        it, needs: the allowed actions (a bit set: bit ``a`` set if action ``a`` is
+        allowed; ``wait`` always), the actions the campaign budget alone withheld (a bit
+        set: forbidden by ``budget``, allowed by every other guardrail; 0 without a
+        budget), the network's scores and the event's values in :attr:`input_names`
+        order (as given: consent-gated features not zeroed)."""
         scores, allowed, fails, vals = self._one(event)
-        return self._choose(scores, allowed, fails), allowed, scores, list(vals)
+        budget = fails[_R_BUDGET]
+        if budget:  # the budget's bits that no other rule has
+            budget &= ~functools.reduce(operator.or_, itertools.islice(fails, _R_BUDGET))
+        return self._choose(scores, allowed, fails), allowed, budget, scores, list(vals)
 
     def _one(self, event: Mapping[str, Any]) -> tuple[list[float], int, list[int], Sequence[Any]]:
         if type(event) is not dict and not isinstance(event, Mapping):
@@ -1046,6 +1061,7 @@ class PolicyRuntime:
             scores=scores,
             _details=self._details,
             allowed=allowed,
+            withheld=bits == _BUDGET_ONLY,
         )
 
     def _rule_bits_batch(self, x: NDArray[np.float64]) -> NDArray[np.uint16]:

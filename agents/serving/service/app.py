@@ -47,11 +47,12 @@ log = logging.getLogger("concede.service")
 
 def log_spec(runtime: PolicyRuntime, settings: ServiceSettings) -> LogSpec:
     """The decision log's spec of this deployment: the manifest's names, timestamps and
-    every action's probability, exact propensities."""
+    every action's probability, exact propensities; with a campaign budget, its
+    allowance and the actions it alone withheld."""
     manifest = runtime.manifest
     run = manifest.get("training", {}) if isinstance(manifest.get("training"), dict) else {}
     logger = str(run.get("run_id") or manifest["policy"]["sha256"][:12])
-    return LogSpec.from_manifest(
+    spec = LogSpec.from_manifest(
         manifest,
         probabilities=True,
         timestamp=True,
@@ -59,6 +60,7 @@ def log_spec(runtime: PolicyRuntime, settings: ServiceSettings) -> LogSpec:
         exploration={"kind": settings.exploration, "value": settings.exploration_value},
         propensities="exact",
     )
+    return spec.with_source(withheld=spec.budget_per_1000 is not None)
 
 
 class DecisionService:
@@ -84,6 +86,7 @@ class DecisionService:
         share = settings.exploration_value if settings.exploration == "epsilon" else 0.0
         self.metrics = Metrics(share)
         self.spec = log_spec(self.runtime, settings)
+        self._none_withheld = [False] * self._k
         self.details = [_details(a) for a in self.runtime.manifest["actions"]]
         self.writer = JournalWriter(
             settings.decisions_dir.parent,
@@ -112,7 +115,7 @@ class DecisionService:
     def _decide_one(self, request: DecideRequest) -> dict[str, Any]:
         """One event: the runtime's one-event path, exploration in plain Python."""
         try:
-            d, bits, scores, values = self.runtime.decide_scored(request.event(0))
+            d, bits, budget_bits, scores, values = self.runtime.decide_scored(request.event(0))
         except PolicyInputError as err:
             raise BadRequest(400, err.problem, err.field, 0) from None
         k = self._k
@@ -146,6 +149,9 @@ class DecisionService:
         if d.guardrail is not None:
             self.metrics.override_of[d.guardrail].inc()
         journey = request.journeys[0]
+        withheld = self._none_withheld
+        if budget_bits:
+            withheld = [budget_bits >> a & 1 == 1 for a in range(k)]
         block = DecisionBlock(
             [event_id],
             [event_id if journey is None else journey],
@@ -156,6 +162,7 @@ class DecisionService:
             [probs],
             [chosen],
             [explored],
+            [withheld],
         )
         logged = self.writer.put(DECISIONS, block)
         answer = {
@@ -227,8 +234,9 @@ class DecisionService:
             journeys = [e if j is None else j for e, j in zip(ids, request.journeys, strict=True)]
         features = x[:, : self._nf] if x is not None else columns
         block = DecisionBlock(
-            ids, journeys, request.steps, time.time(), features, d.allowed, probs, chosen, explored
-        )
+            ids, journeys, request.steps, time.time(), features, d.allowed, probs, chosen,
+            explored, d.withheld,
+        )  # fmt: skip
         logged = self.writer.put(DECISIONS, block)
         self.metrics.queue.set(self.writer.queued_rows)
         n_explored = int(explored.sum())

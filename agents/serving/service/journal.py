@@ -15,7 +15,9 @@ warning, and the response says ``"logged": false``: the decision is still served
 The decisions journal holds, per decision: ``event_id``, then the columns of the
 decision-log format that are known when deciding (``journey``, ``step``, ``timestamp``,
 the features, with consent-gated ones null for a shopper without consent, the
-``eligible_`` columns, ``action``, ``propensity``, the ``p_`` columns) and ``explored``.
+``eligible_`` columns, for a policy with a campaign budget the ``withheld_`` columns
+(the actions its ``budget`` guardrail alone forbade), ``action``, ``propensity``, the
+``p_`` columns) and ``explored``.
 The rewards journal holds ``event_id``, ``timestamp``, ``reward``, the ``term_`` columns
 (null when only the reward was given) and ``journey_end``.
 :func:`agents.serving.service.join.join_logs` joins the two into a decision log.
@@ -75,6 +77,7 @@ def _decision_columns(spec: LogSpec) -> set[str]:
         TIMESTAMP,
         *spec.features,
         *spec.eligible_columns,
+        *spec.withheld_columns,
         ACTION,
         PROPENSITY,
         *spec.probability_columns,
@@ -96,9 +99,10 @@ REWARDS_SCHEMA = pa.schema(
 class DecisionBlock:
     """The decisions of one request, as the handler has them: ``features`` the rows of
     the features in the spec's order (``(n, n_features)``, any array-like) or the
-    request's columns by name; ``allowed`` and ``probs`` ``(n, n_actions)``, ``action``
-    and ``explored`` ``(n,)``, array-likes (a single event's as nested lists: the
-    handler converts nothing, the writer thread does)."""
+    request's columns by name; ``allowed``, ``probs`` and ``withheld`` (the actions the
+    campaign budget alone forbade; read only when the spec logs them) ``(n, n_actions)``,
+    ``action`` and ``explored`` ``(n,)``, array-likes (a single event's as nested lists:
+    the handler converts nothing, the writer thread does)."""
 
     event_ids: list[str]
     journeys: list[str]
@@ -109,6 +113,7 @@ class DecisionBlock:
     probs: Any
     action: Any
     explored: Any
+    withheld: Any = None
 
     def __len__(self) -> int:
         return len(self.event_ids)
@@ -140,6 +145,13 @@ def _timestamps_of(times: list[float]) -> pa.Array:
     return pa.array(micros, pa.int64()).cast(_TS)
 
 
+def _per_action(blocks: list[DecisionBlock], field: str, dtype: Any, k: int) -> NDArray[Any]:
+    """The blocks' ``field`` (``(n, n_actions)`` each) as one column-major array: each
+    column one contiguous run of memory for Arrow."""
+    parts = [np.asarray(getattr(b, field), dtype).reshape(len(b), k) for b in blocks]
+    return np.asfortranarray(np.concatenate(parts))
+
+
 def decision_table(blocks: list[DecisionBlock], spec: LogSpec, schema: pa.Schema) -> pa.Table:
     """One Arrow table of decision blocks, in the decisions journal's schema: the
     single-event blocks first (converted together: one numpy call per field, not one per
@@ -156,6 +168,7 @@ def decision_table(blocks: list[DecisionBlock], spec: LogSpec, schema: pa.Schema
             [b.probs[0] for b in singles],
             [b.action[0] for b in singles],
             [b.explored[0] for b in singles],
+            [b.withheld[0] for b in singles] if spec.withheld else None,
         )
         stamps = [b.time for b in singles]
         blocks = [
@@ -167,13 +180,8 @@ def decision_table(blocks: list[DecisionBlock], spec: LogSpec, schema: pa.Schema
     ids = [e for b in blocks for e in b.event_ids]
     n = len(ids)
     k = len(spec.actions)
-    # column-major: each column below is one contiguous run of memory for Arrow
-    allowed = np.asfortranarray(
-        np.concatenate([np.asarray(b.allowed, bool).reshape(len(b), k) for b in blocks])
-    )
-    probs = np.asfortranarray(
-        np.concatenate([np.asarray(b.probs, np.float64).reshape(len(b), k) for b in blocks])
-    )
+    allowed = _per_action(blocks, "allowed", bool, k)
+    probs = _per_action(blocks, "probs", np.float64, k)
     action = np.concatenate([np.asarray(b.action, np.int64).reshape(len(b)) for b in blocks])
     explored = np.concatenate([np.asarray(b.explored, bool).reshape(len(b)) for b in blocks])
     features = np.asfortranarray(np.concatenate([b.feature_matrix(spec.features) for b in blocks]))
@@ -202,6 +210,10 @@ def decision_table(blocks: list[DecisionBlock], spec: LogSpec, schema: pa.Schema
             out[name] = pa.array(values, pa.float64())
     for j, name in enumerate(spec.eligible_columns):
         out[name] = pa.array(allowed[:, j], pa.bool_())
+    if spec.withheld:
+        withheld = _per_action(blocks, "withheld", bool, k)
+        for j, name in enumerate(spec.withheld_columns):
+            out[name] = pa.array(withheld[:, j], pa.bool_())
     names = pa.array(spec.actions, pa.string())
     out[ACTION] = pa.DictionaryArray.from_arrays(pa.array(action), names).cast(pa.string())
     out[PROPENSITY] = pa.array(probs[np.arange(n), action], pa.float64())
