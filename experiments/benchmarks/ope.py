@@ -8,7 +8,8 @@ scenario (``default`` and ``black_friday`` by default):
    ``cautious_rules``) and a trained agent (a short MaskablePPO run on the scenario);
 2. the truth: each policy's profit per 1,000 shoppers in the paired simulator evaluation
    (:func:`agents.rollout.run_policy`, ``--truth-shoppers`` shoppers);
-3. ``--draws`` independent logs of ``--journeys`` journeys (seeds 1, 2, ...) by the
+3. ``--draws`` independent logs of ``--journeys`` journeys (seeds ``--first-draw``, 1 by
+   default, and the next ones; 10,000 more for the large logs) by the
    logger (``--logger``, the shop's current rule, with ``--exploration`` epsilon
    exploration), each evaluated off-policy (:func:`experiments.offpolicy.evaluate_offpolicy`,
    profit only); and ``--large-draws`` logs of ``--large-journeys`` journeys;
@@ -193,7 +194,10 @@ def bench_scenario(args: argparse.Namespace, name: str) -> dict[str, Any]:
         f"{name}: truth {truth}, best rule {rule.name}, set-up {time.perf_counter() - start:.0f} s"
     )
     exploration = Exploration("epsilon", args.exploration)
-    sizes = [(args.journeys, args.draws, 1), (args.large_journeys, args.large_draws, 10_001)]
+    sizes = [
+        (args.journeys, args.draws, args.first_draw),
+        (args.large_journeys, args.large_draws, 10_000 + args.first_draw),
+    ]
     by_size: dict[str, Any] = {}
     for journeys, draws, first in sizes:
         if draws < 1:
@@ -262,6 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--logger", default="merchant_rules")
     parser.add_argument("--exploration", type=float, default=0.1)
     parser.add_argument("--draws", type=int, default=50)
+    parser.add_argument(
+        "--first-draw",
+        type=int,
+        default=1,
+        help="seed of the first log (the next ones follow): split a long run into parts",
+    )
     parser.add_argument("--journeys", type=int, default=10_000)
     parser.add_argument("--large-draws", type=int, default=10)
     parser.add_argument("--large-journeys", type=int, default=100_000)
