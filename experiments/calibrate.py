@@ -12,7 +12,13 @@ Usage::
     python -m experiments.calibrate                   # fit `default`, rewrite its YAML
     python -m experiments.calibrate --check           # only report the current fit
     python -m experiments.calibrate --data sessions.csv --data logs.parquet \\
-        --start default --fit appeal,sensitivities --out my_shop.yaml
+        --start default --fit appeal,sensitivities --out my_shop.yaml \\
+        --forecast never merchant_rules           # and what those would earn on it
+
+With ``--forecast``, each named policy runs on the fitted scenario and on bootstrap
+replicate scenarios of the fit (:mod:`experiments.calibration.forecast`): its profit per
+1,000 shoppers with a 95% interval of the fit's uncertainty and the simulation's noise, in
+the output and the fit report.
 
 Bad input (a missing column, a wrong type, an unknown parameter) exits with status 2.
 """
@@ -25,6 +31,8 @@ import json
 import sys
 from pathlib import Path
 
+from agents.baselines import RuleError
+from agents.registry import UnknownPolicyError, build_policy
 from envs.scenario import ScenarioError
 from envs.scenario_files import load_scenario, scenario_dir
 from experiments.calibration.fit import (
@@ -33,6 +41,12 @@ from experiments.calibration.fit import (
     report,
     simulate_rates,
     write_calibration,
+)
+from experiments.calibration.forecast import (
+    FORECAST_SCENARIOS,
+    ForecastError,
+    check_settings,
+    forecast,
 )
 from experiments.calibration.inputs import InputError, load_shop_data
 from experiments.calibration.parameters import ParameterError, resolve
@@ -67,6 +81,11 @@ def general(args: argparse.Namespace) -> int:
     start_path = _scenario_path(args.start)
     start = load_scenario(start_path)
     params = resolve(args.fit, start)
+    named = args.forecast or []
+    if named:  # refuse bad names and settings before the fit, not after it
+        check_settings(args.forecast_scenarios, args.forecast_shoppers)
+        for policy in named:
+            build_policy(policy, start)
     data, sources = load_shop_data(args.data, start, args.logger, args.exploration)
     out = Path(args.out)
     result = calibrate(
@@ -81,8 +100,18 @@ def general(args: argparse.Namespace) -> int:
         replicates=args.replicates,
     )
     write_fitted(out, start, start_path, result.fitted, result.params, sources)
+    forecasts = (
+        forecast(
+            result,
+            [build_policy(policy, result.fitted) for policy in named],
+            args.forecast_shoppers,
+            scenarios=args.forecast_scenarios,
+        )
+        if named
+        else {}
+    )
     page = Path(args.report) if args.report else out.with_suffix(".html")
-    write_report(page, result, sources)
+    write_report(page, result, sources, forecasts)
     print(f"fitted {len(params)} parameter(s) of {start.name} in {result.seconds:.0f} s:")
     for p in result.params:
         unit = "x" if p.factor else ""
@@ -101,7 +130,20 @@ def general(args: argparse.Namespace) -> int:
                 f"  {part.replace('_', ' ')}: {s[part]['within_95']:.0%} of "
                 f"{s[part]['targets']} targets within 95% (start {s[part]['within_95_start']:.0%})"
             )
+    if forecasts:
+        print(
+            f"  profit per 1,000 shoppers on the fitted scenario, 95% forecast (the fit's "
+            f"uncertainty over {args.forecast_scenarios} replicate scenarios and the "
+            "simulation's noise):"
+        )
+    for f in forecasts.values():
+        lo, hi = f.noise_interval
+        print(
+            f"  {f.policy:<44} €{f.estimate:,.0f} [{f.low:,.0f}, {f.high:,.0f}]"
+            f"  (noise only [{lo:,.0f}, {hi:,.0f}])"
+        )
     print(f"wrote {out} and {page}")
+    s["forecast"] = {name: f.to_json() for name, f in forecasts.items()}
     print(json.dumps({**s, "out": str(out), "report": str(page)}, separators=(",", ":")))
     return 0
 
@@ -125,14 +167,36 @@ def main(argv: list[str] | None = None) -> int:
     shop.add_argument("--replicates", type=int, default=300, help="bootstrap replicates")
     shop.add_argument("--logger", help="the log's logging policy, if its metadata lacks it")
     shop.add_argument("--exploration", help="the log's exploration, e.g. epsilon:0.3")
+    shop.add_argument(
+        "--forecast", nargs="+", metavar="POLICY", help="policies whose profit to forecast"
+    )
+    shop.add_argument(
+        "--forecast-scenarios",
+        type=int,
+        default=FORECAST_SCENARIOS,
+        help="replicate scenarios per forecast",
+    )
+    shop.add_argument(
+        "--forecast-shoppers", type=int, default=20_000, help="simulated shoppers per forecast run"
+    )
     args = parser.parse_args(argv)
     if not args.data:
+        if args.forecast:
+            parser.error("--forecast needs --data (it forecasts on the scenario fitted to it)")
         return legacy(args)
     if not args.out:
         parser.error("--data needs --out (the fitted scenario's YAML path)")
     try:
         return general(args)
-    except (InputError, SessionTableError, ParameterError, ScenarioError) as err:
+    except (
+        InputError,
+        SessionTableError,
+        ParameterError,
+        ScenarioError,
+        ForecastError,
+        UnknownPolicyError,
+        RuleError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -238,6 +238,7 @@ def test_parameter_recovery_from_randomised_logs() -> None:
         policies=policies,
         n_eval=4_000,
         replicates=100,
+        forecast_scenarios=8,
     )
     # 5,000 logged journeys pin down price sensitivity; voucher offers are too few of them
     # to tell x1.3 from x1 (the objective rises by less than chi-square's 95% point two
@@ -250,8 +251,15 @@ def test_parameter_recovery_from_randomised_logs() -> None:
             continue
         assert row["covered"], (name, row)
         assert abs(row["fitted"] - row["true"]) < abs(row["start"] - row["true"]), name
-    assert report["policies"]["same_ranking"]
-    assert all(report["policies"]["fitted_within_true_interval"].values())
+    policies_ = report["policies"]
+    assert policies_["same_ranking"] and policies_["separated_same_order"]
+    assert policies_["separated_true"]  # the true scenario tells the two apart
+    assert all(policies_["true_within_forecast"].values())
+    assert all(policies_["fitted_within_true_interval"].values())
+    never = policies_["forecast"]["never"]  # offers nothing: sensitivities do not move it
+    assert (never["low"], never["high"]) == pytest.approx(
+        (never["noise"]["low"], never["noise"]["high"])
+    )
     assert result.held_out  # held-out journeys compared
 
 
@@ -353,6 +361,11 @@ def test_the_app_exits_2_on_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     other.write_text("id,amount\n1,2\n")
     assert app.main(["--data", str(other), "--out", out]) == 2
     assert "neither a session table" in capsys.readouterr().err
+    forecast = ["--data", str(good), "--out", out, "--forecast", "never"]
+    assert app.main([*forecast, "--forecast-scenarios", "1"]) == 2
+    assert "at least 2 replicate scenarios" in capsys.readouterr().err
+    assert app.main([*forecast, "always_nothing_at_all"]) == 2
+    assert "always_nothing_at_all" in capsys.readouterr().err
 
 
 def test_the_app_fits_a_session_table_end_to_end(tmp_path: Path) -> None:
@@ -373,6 +386,13 @@ def test_the_app_fits_a_session_table_end_to_end(tmp_path: Path) -> None:
             "4000",
             "--replicates",
             "50",
+            "--forecast",
+            "never",
+            "merchant_rules",
+            "--forecast-scenarios",
+            "3",
+            "--forecast-shoppers",
+            "2000",
         ]
     )
     assert code == 0
@@ -381,4 +401,5 @@ def test_the_app_fits_a_session_table_end_to_end(tmp_path: Path) -> None:
     assert abs(fitted.calibration.new_shopper_appeal - (-0.3)) < abs(
         DEFAULT.calibration.new_shopper_appeal - (-0.3)
     )
-    assert "<img" in out.with_suffix(".html").read_text()
+    page = out.with_suffix(".html").read_text()
+    assert "<img" in page and "Profit forecast" in page and "merchant_rules" in page

@@ -12,10 +12,14 @@
    ``sensitivities`` (price x0.7, shipping x1.3, voucher x1.3) with the preset
    ``sensitivities``; ``shares`` (bargain hunters +10 points, loyal -10 points) with the
    preset ``shares``. Targets: every identified parameter's interval holds its true value;
-   on the fitted scenario the ranking of ``never``, the best rule (``merchant_rules``), an
-   always-offer baseline and, with ``--train-steps`` > 0, a MaskablePPO agent trained on
-   the *fitted* scenario, is that of the true scenario, and each profit per 1,000
-   shoppers lies in the true one's 95% interval.
+   for ``never``, the best rule (``merchant_rules``), an always-offer baseline and, with
+   ``--train-steps`` > 0, a MaskablePPO agent trained on the *fitted* scenario, the true
+   scenario's profit per 1,000 shoppers lies inside the fitted scenario's forecast
+   interval (the fit's uncertainty, from ``--forecast-scenarios`` bootstrap replicate
+   scenarios, and the simulation's noise: :mod:`experiments.calibration.forecast`), and
+   every pair of policies the true scenario tells apart is ordered the same way on the
+   fitted one. Also reported: the rankings, and whether each fitted point estimate lies
+   inside the true profit's interval of simulation noise alone (the narrow check).
 
 It prints a table and, as its very last line, one JSON object with the figures.
 """
@@ -34,9 +38,10 @@ from envs.scenario import Calibration, Scenario
 from envs.scenario_files import load_scenario
 from experiments.calibration.fit import DATA
 from experiments.calibration.fitting import ShopData
+from experiments.calibration.forecast import FORECAST_SCENARIOS
 from experiments.calibration.parameters import resolve
 from experiments.calibration.pipeline import calibrate
-from experiments.calibration.recovery import compare_policies, recover, truth
+from experiments.calibration.recovery import EVAL_SEED_OFFSET, compare_policies, recover, truth
 from experiments.calibration.sessions import online_shoppers_sessions
 
 CASES: dict[str, tuple[dict[str, float], str]] = {
@@ -119,6 +124,7 @@ def bench_calibrate(args: argparse.Namespace) -> dict[str, Any]:
         policies = [
             build_policy(n, start) for n in ("never", "merchant_rules", "always_free_shipping")
         ]
+        # with an agent, the policies are compared once it is trained on the fit
         report, result = recover(
             start,
             changes,
@@ -130,18 +136,19 @@ def bench_calibrate(args: argparse.Namespace) -> dict[str, Any]:
             n_shoppers=args.shoppers,
             n_journeys=args.logged,
             seed=args.seed,
-            policies=policies,
+            policies=policies if args.train_steps <= 0 else (),
             n_eval=args.eval_shoppers,
+            forecast_scenarios=args.forecast_scenarios,
         )
         if args.train_steps > 0:
             agent = trained_agent(result.fitted, args.train_steps, args.seed)
             report["policies"] = compare_policies(
                 truth(start, changes),
-                result.fitted,
-                start,
+                result,
                 [*policies, agent],
                 args.eval_shoppers,
-                args.seed + 11,
+                args.seed + EVAL_SEED_OFFSET,
+                args.forecast_scenarios,
             )
         cases[name] = report
     out["recovery"] = cases
@@ -177,15 +184,47 @@ def print_table(result: dict[str, Any]) -> None:
                 print(f"    {p['reason']}")
         pol = rep.get("policies")
         if pol:
-            for n in pol["ranking_true"]:
-                t, f = pol["profit_per_1000"]["true"][n], pol["profit_per_1000"]["fitted"][n]
-                print(
-                    f"  {n:<24} true €{t['estimate']:,.0f} [{t['low']:,.0f}, {t['high']:,.0f}]"
-                    f"  fitted €{f['estimate']:,.0f}"
-                    f"  {'inside' if pol['fitted_within_true_interval'][n] else 'OUTSIDE'}"
-                )
-            print(f"  same ranking: {pol['same_ranking']}")
+            print_policies(pol)
     print(f"total {result['seconds']} s")
+
+
+def print_policies(pol: dict[str, Any]) -> None:
+    """Per policy: the true profit, the fitted one with its forecast interval, both checks;
+    then the rankings."""
+    k = next(iter(pol["forecast"].values()))["replicates"]["n"]
+    print(
+        f"  profit per 1,000 shoppers; forecast = the fitted scenario's with the fit's "
+        f"uncertainty ({k} replicate scenarios) and the simulation's noise:"
+    )
+    for n in pol["ranking_true"]:
+        t, f = pol["profit_per_1000"]["true"][n], pol["forecast"][n]
+        print(
+            f"  {n:<24} true €{t['estimate']:,.0f} [{t['low']:,.0f}, {t['high']:,.0f}]"
+            f"  fitted €{f['estimate']:,.0f} forecast [{f['low']:,.0f}, {f['high']:,.0f}]"
+            f" (noise only [{f['noise']['low']:,.0f}, {f['noise']['high']:,.0f}])"
+            f"  truth {'inside' if pol['true_within_forecast'][n] else 'OUTSIDE'} the forecast;"
+            f" fitted {'inside' if pol['fitted_within_true_interval'][n] else 'outside'}"
+            " the true interval"
+        )
+    total = len(pol["true_within_forecast"])
+    print(
+        f"  truth inside the forecast: {pol['matched']} of {total} (inside the replicates' "
+        f"spread alone: {pol['within_replicates']} of {total}); fitted inside the true "
+        f"interval (noise only): {pol['within_true_interval']} of {total}"
+    )
+    print(
+        f"  ranking true {', '.join(pol['ranking_true'])}; fitted "
+        f"{', '.join(pol['ranking_fitted'])}; same: {pol['same_ranking']}"
+    )
+    pairs = pol["separated_true"]
+    flipped = "".join(
+        f"; out of order: {a} above {b} on the truth, not on the fit"
+        for a, b in pol["separated_flipped"]
+    )
+    print(
+        f"  pairs the true scenario tells apart: {len(pairs)}; all in the same order on the "
+        f"fitted: {pol['separated_same_order']}{flipped}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,10 +237,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epsilon", type=float, default=0.5)
     parser.add_argument("--eval-shoppers", type=int, default=40_000)
     parser.add_argument("--train-steps", type=int, default=0, help="MaskablePPO on the fit")
+    parser.add_argument(
+        "--forecast-scenarios",
+        type=int,
+        default=FORECAST_SCENARIOS,
+        help="bootstrap replicate scenarios behind each profit's forecast interval",
+    )
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--skip-refit", action="store_true")
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args(argv)
+    if args.forecast_scenarios < 2:
+        parser.error("--forecast-scenarios must be at least 2 (the fit's spread needs two)")
     result = bench_calibrate(args)
     print_table(result)
     print(json.dumps(result, separators=(",", ":"), default=str), flush=True)

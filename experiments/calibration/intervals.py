@@ -120,24 +120,33 @@ def bootstrap_deltas(
     return np.nan_to_num(obs_b - sim_b)
 
 
+def bootstrap_draws(
+    params: Sequence[Parameter], x: Array, jacobian: Array, sigma: Array, deltas: Array
+) -> Array:
+    """Each replicate's refit, one Gauss-Newton step from ``x`` (clipped to the bounds),
+    ``(replicates, params)``: the draws the intervals are the percentiles of."""
+    low = np.array([p.low for p in params])
+    high = np.array([p.high for p in params])
+    prior = np.diag(1.0 / (high - low) ** 2)
+    info = jacobian.T @ jacobian
+    gain = np.linalg.solve(info + prior, jacobian.T)  # (params, targets)
+    steps = (deltas / sigma) @ gain.T
+    return np.clip(x + steps, low, high)
+
+
 def intervals(
     params: Sequence[Parameter],
     start: Sequence[float],
     x: Array,
     jacobian: Array,
-    sigma: Array,
-    deltas: Array,
+    draws: Array,
     directions: Sequence[Direction] = (),
 ) -> list[Interval]:
-    """The 95% interval and identifiability flag of each parameter (see the module doc)."""
+    """The 95% interval and identifiability flag of each parameter from the bootstrap
+    ``draws`` (:func:`bootstrap_draws`; see the module doc)."""
     low = np.array([p.low for p in params])
     high = np.array([p.high for p in params])
     span = high - low
-    prior = np.diag(1.0 / span**2)
-    info = jacobian.T @ jacobian
-    gain = np.linalg.solve(info + prior, jacobian.T)  # (params, targets)
-    steps = (deltas / sigma) @ gain.T
-    draws = np.clip(x + steps, low, high)
     lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
     moves = np.abs(jacobian).max(axis=0) if jacobian.size else np.zeros(len(params))
     out = []

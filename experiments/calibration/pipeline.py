@@ -7,7 +7,9 @@
 3. 95% intervals by the bootstrap over journeys, and the parameters the data does not
    pin down (:mod:`.intervals`);
 4. if some are not identified, they go back to their start values and the others are
-   fitted again without them (their intervals recomputed);
+   fitted again without them (their intervals recomputed); the bootstrap replicates of
+   the parameters are kept as the fitted scenario takes them, the unidentified ones at
+   their start values in every replicate (:mod:`.forecast` runs policies on them);
 5. observed against simulated for every target, on the fitted journeys and on the held-out
    ones, for the fitted scenario and the start (:mod:`.holdout`).
 
@@ -28,6 +30,7 @@ import numpy as np
 
 from envs.scenario import Scenario
 from experiments.calibration.fitting import (
+    Array,
     LeastSquares,
     Objective,
     ShopData,
@@ -39,6 +42,7 @@ from experiments.calibration.holdout import Comparison, compare, summary
 from experiments.calibration.intervals import (
     Interval,
     bootstrap_deltas,
+    bootstrap_draws,
     intervals,
     profile_directions,
 )
@@ -63,6 +67,9 @@ class CalibrationResult:
     settings: dict[str, Any] = field(default_factory=dict)
     optimiser: dict[str, Any] = field(default_factory=dict)  # how each least squares ended
     objective: Objective | None = field(default=None, repr=False)  # of every parameter
+    # the bootstrap replicates of every parameter, (replicates, parameters), as the fitted
+    # scenario takes them: an unidentified parameter at its start value in every row
+    replicates: Array | None = field(default=None, repr=False)
 
     def chi_square(self, values: Sequence[float]) -> float:
         """The fit's objective (sum of squared residuals over the fitted journeys) at
@@ -111,7 +118,7 @@ def _fit_once(
     rng: np.random.Generator,
     replicates: int,
     max_evaluations: int,
-) -> tuple[LeastSquares, list[Interval], Any]:
+) -> tuple[LeastSquares, list[Interval], Any, Array]:
     obj = objective(start, params, data_targets, simulator)
     if not obj.used.any():
         raise ValueError(
@@ -126,9 +133,10 @@ def _fit_once(
         return float(np.sum(obj.residuals(x) ** 2))
 
     directions = profile_directions(params, ls.x, ls.jacobian, cost, float(np.sum(ls.residuals**2)))
-    found = intervals(params, starts, ls.x, ls.jacobian, obj.sigma[obj.used], deltas, directions)
+    draws = bootstrap_draws(params, ls.x, ls.jacobian, obj.sigma[obj.used], deltas)
+    found = intervals(params, starts, ls.x, ls.jacobian, draws, directions)
     evaluations = ls.evaluations + sum(np.isfinite(d.rise).sum() for d in directions)
-    return dataclasses.replace(ls, evaluations=int(evaluations)), found, obj
+    return dataclasses.replace(ls, evaluations=int(evaluations)), found, obj, draws
 
 
 def _ended(ls: LeastSquares) -> dict[str, Any]:
@@ -163,7 +171,7 @@ def calibrate(
     fit_part = everything.subset(~held)
     simulator = Simulator(data, n_shoppers, n_journeys, seed)
     x0 = [p.start(start) for p in params]
-    ls, found, obj = _fit_once(
+    ls, found, obj, draws = _fit_once(
         start, params, x0, fit_part, simulator, rng, replicates, max_evaluations
     )
     evaluations = ls.evaluations
@@ -172,9 +180,10 @@ def calibrate(
     keep = [i for i, p in enumerate(found) if p.identified]
     if drop_unidentified and len(keep) < len(params):
         values = list(x0)
+        draws = np.tile(np.asarray(x0, dtype=np.float64), (len(draws), 1))
         if keep:
             kept = [params[i] for i in keep]
-            ls2, refound, _ = _fit_once(
+            ls2, refound, _, redraws = _fit_once(
                 start,
                 kept,
                 [ls.x[i] for i in keep],
@@ -189,6 +198,7 @@ def calibrate(
             for j, i in enumerate(keep):
                 values[i] = float(ls2.x[j])
                 found[i] = refound[j]
+            draws[:, keep] = redraws
         for i, p in enumerate(found):
             if not p.identified:  # left at the start value, its interval kept to show why
                 found[i] = dataclasses.replace(p, value=p.start)
@@ -218,4 +228,5 @@ def calibrate(
         },
         optimiser=optimiser,
         objective=obj,
+        replicates=draws,
     )

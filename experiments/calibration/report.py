@@ -4,7 +4,9 @@
 what was fitted to what; each parameter with its start value, fitted value and 95%
 interval; the parameters the data does not pin down, in words; then for the journeys
 fitted and those held out, a plot and a table of every target, observed (with its 95%
-interval) against the fitted and the starting scenario. Plots are matplotlib (Agg) SVGs
+interval) against the fitted and the starting scenario; with forecasts
+(:mod:`.forecast`), what named policies would earn on the fitted scenario, with the fit's
+uncertainty in the interval. Plots are matplotlib (Agg) SVGs
 embedded as data URIs, so the page opens offline; every text is escaped.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 
@@ -23,11 +25,12 @@ matplotlib.use("Agg")
 import numpy as np
 from matplotlib.figure import Figure
 
+from experiments.calibration.forecast import Forecast
 from experiments.calibration.holdout import Comparison, summary
 from experiments.calibration.intervals import Interval
 from experiments.calibration.log_targets import uplifts
 from experiments.calibration.pipeline import CalibrationResult
-from experiments.evaluation.formatting import pct
+from experiments.evaluation.formatting import eur, pct
 
 BLUE, GREEN, GREY, RED = "#0072B2", "#009E73", "#8C8C8C", "#C0392B"
 CSS = """
@@ -178,7 +181,83 @@ def _section(title: str, rows: Sequence[Comparison], note: str) -> str:
     )
 
 
-def render_report(result: CalibrationResult, sources: Sequence[str] = ()) -> str:
+def forecast_plot(forecasts: Mapping[str, Forecast]) -> str:
+    """Per policy: the fitted scenario's profit, its forecast interval, the interval of the
+    simulation's noise alone, and the mean profit on each replicate scenario."""
+    rows = list(forecasts.values())
+    fig = Figure(figsize=(8.5, 0.55 * len(rows) + 1.2))
+    ax = fig.subplots()
+    y = np.arange(len(rows))[::-1]
+    for i, (yi, f) in enumerate(zip(y, rows, strict=True)):
+        first = i == 0
+        ax.plot(
+            [f.low, f.high],
+            [yi, yi],
+            color=BLUE,
+            lw=6,
+            alpha=0.3,
+            label="95% forecast (fit + noise)" if first else None,
+        )
+        ax.plot(
+            list(f.noise_interval),
+            [yi, yi],
+            color=BLUE,
+            lw=2,
+            label="95% noise only" if first else None,
+        )
+        ax.plot(
+            f.replicates,
+            np.full(len(f.replicates), yi + 0.18),
+            "|",
+            color=GREY,
+            ms=6,
+            label="replicate scenarios" if first else None,
+        )
+        ax.plot(f.estimate, yi, "D", color=GREEN, ms=6, label="fitted scenario" if first else None)
+    ax.set_yticks(y, [f.policy for f in rows], fontsize=8)
+    ax.set_ylim(-0.6, len(rows) - 0.3)
+    ax.xaxis.set_major_formatter(lambda x, _: f"€{x:,.0f}")
+    ax.set_title("profit per 1,000 shoppers on the fitted scenario", loc="left", fontsize=11)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="x", alpha=0.3)
+    return _svg(fig)
+
+
+def _forecast_section(forecasts: Mapping[str, Forecast]) -> str:
+    if not forecasts:
+        return ""
+    first = next(iter(forecasts.values()))
+    head = (
+        "<tr><th>policy</th><th>fitted scenario</th><th>95% forecast</th>"
+        "<th>noise only</th><th>replicate scenarios (2.5-97.5%)</th></tr>"
+    )
+    body = []
+    for f in forecasts.values():
+        (nlo, nhi), (rlo, rhi) = f.noise_interval, f.fit_interval
+        body.append(
+            f"<tr><td>{escape(f.policy)}</td><td>{eur(f.estimate)}</td>"
+            f"<td>[{eur(f.low)}, {eur(f.high)}]</td><td>[{eur(nlo)}, {eur(nhi)}]</td>"
+            f"<td>[{eur(rlo)}, {eur(rhi)}]</td></tr>"
+        )
+    note = (
+        f"What each policy would earn per 1,000 shoppers on the fitted scenario, "
+        f"{first.n_shoppers:,} simulated shoppers. The forecast interval counts the fit's "
+        f"uncertainty ({len(first.replicates)} replicate scenarios from the bootstrap of "
+        "the parameters, the same shoppers on each; a parameter not identified stays at "
+        "its start value) and the simulation's noise; 'noise only' takes the fit as exact."
+    )
+    return (
+        f"<h2>Profit forecast</h2><p class=meta>{escape(note)}</p>"
+        f'<img alt="profit forecast" src="{forecast_plot(forecasts)}">'
+        f"<table>{head}{''.join(body)}</table>"
+    )
+
+
+def render_report(
+    result: CalibrationResult,
+    sources: Sequence[str] = (),
+    forecasts: Mapping[str, Forecast] | None = None,
+) -> str:
     """The whole page as one HTML string."""
     unidentified = result.unidentified
     if unidentified:
@@ -216,6 +295,7 @@ def render_report(result: CalibrationResult, sources: Sequence[str] = ()) -> str
         f"{verdict}<h2>Parameters</h2>"
         f'<img alt="parameters" src="{params_plot(result.params)}">'
         f"{_param_table(result.params)}"
+        + _forecast_section(forecasts or {})
         + _section(
             "Fitted journeys",
             result.in_fit,
@@ -227,7 +307,12 @@ def render_report(result: CalibrationResult, sources: Sequence[str] = ()) -> str
     )
 
 
-def write_report(path: Path, result: CalibrationResult, sources: Sequence[str] = ()) -> Path:
+def write_report(
+    path: Path,
+    result: CalibrationResult,
+    sources: Sequence[str] = (),
+    forecasts: Mapping[str, Forecast] | None = None,
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(result, sources), encoding="utf-8")
+    path.write_text(render_report(result, sources, forecasts), encoding="utf-8")
     return path
