@@ -201,7 +201,10 @@ def calibrate(
             draws[:, keep] = redraws
         for i, p in enumerate(found):
             if not p.identified:  # left at the start value, its interval kept to show why
+                # (also one the refit newly flags: the scenario and replicates follow)
                 found[i] = dataclasses.replace(p, value=p.start)
+                values[i] = p.start
+                draws[:, i] = p.start
     fitted = apply(start, params, values)
     fitted = fitted.replace(name=name or f"{start.name}_fitted")
     check = simulator.seed + CHECK_SEED_OFFSET
