@@ -5,7 +5,8 @@
 - simulated logs of a scenario with a budget carry them and the allowance; the validator
   refuses an action both eligible and withheld; a version 1 log (without them) is read;
 - under whose budget a policy is evaluated: its own when its spending fits the allowance
-  and a value model can value the withheld offers, else the logged eligibility, warned;
+  and a value model can value the withheld offers; the logged eligibility, warned, when
+  it exceeds it or nothing can tell; both, spanned, when its spend interval holds it;
 - end to end on a simulated ``black_friday`` log.
 """
 
@@ -171,14 +172,18 @@ def _budget_log(allowance: float | None, spend: bool = True) -> Any:
     return from_log(from_dataframe(frame, spec))
 
 
-def _stub(spend_high: float, estimator: str = "dr") -> tuple[Any, list[np.ndarray]]:
-    """An evaluation that records the targets it was given and answers fixed figures."""
+def _stub(
+    spend_high: float, estimator: str = "dr", spend_low: float = 0.0
+) -> tuple[Any, list[np.ndarray]]:
+    """An evaluation that records the targets it was given and answers fixed figures: the
+    n-th call's profit 10 n [0, 20 n], its spend (``spend_high`` - 1) [``spend_low``,
+    ``spend_high``]."""
     seen: list[np.ndarray] = []
 
     def evaluate(target: np.ndarray, signals: list[str]) -> dict[str, Any]:
         seen.append(target)
         profit = {"estimate": 10.0 * len(seen), "low": 0.0, "high": 20.0 * len(seen)}
-        spend = {"estimate": spend_high - 1.0, "low": 0.0, "high": spend_high}
+        spend = {"estimate": spend_high - 1.0, "low": spend_low, "high": spend_high}
         outputs = {"profit_per_1000": profit, "spend_per_1000": spend}
         outputs = {k: v for k, v in outputs.items() if k.split("_")[0] in signals}
         return {
@@ -208,7 +213,7 @@ def test_a_policy_whose_spending_fits_is_evaluated_under_its_own_budget() -> Non
     result = _evaluate_budgeted("coupon", j, logged, own, evaluate, ["profit"])
     assert len(seen) == 1 and np.array_equal(seen[0], own)
     block = result["budget"]
-    assert block["evaluated_under"] == bud.OWN and block["spend_fits"] is True
+    assert block["evaluated_under"] == bud.OWN and block["spend_verdict"] == bud.FITS
     assert block["withheld_decisions"] == 0.5
     assert "spend_per_1000" not in result["recommended"]  # computed to judge, not asked
     assert result["trust"] == "caution"
@@ -218,7 +223,7 @@ def test_a_policy_whose_spending_fits_is_evaluated_under_its_own_budget() -> Non
 @pytest.mark.parametrize(
     ("allowance", "spend_high", "estimator", "said"),
     [
-        (600.0, 900.0, "dr", "would spend"),  # its spending may exceed the allowance
+        (600.0, 900.0, "dr", "would spend"),  # its spending exceeds the allowance
         (None, 100.0, "dr", "logged eligibility"),  # the allowance is unknown
         ("no spend", 100.0, "dr", "logged eligibility"),  # its spend is unknown
         (600.0, 100.0, "snips", "without a value model"),  # nothing values the withheld offers
@@ -229,7 +234,7 @@ def test_otherwise_it_is_evaluated_on_the_logged_eligibility_and_warned(
 ) -> None:
     j = _budget_log(600.0, spend=False) if allowance == "no spend" else _budget_log(allowance)
     logged, own = _targets(j)
-    evaluate, seen = _stub(spend_high, estimator)
+    evaluate, seen = _stub(spend_high, estimator, spend_low=700.0)
     signals = [s for s in ("profit", "spend") if s in j.signals]  # as the evaluation asks
     result = _evaluate_budgeted("coupon", j, logged, own, evaluate, signals)
     assert len(seen) == 2 and np.array_equal(seen[1], logged)
@@ -238,6 +243,28 @@ def test_otherwise_it_is_evaluated_on_the_logged_eligibility_and_warned(
     assert block["own_budget_profit_per_1000"]["estimate"] == 10.0  # the first evaluation's
     assert result["recommended"]["profit_per_1000"]["estimate"] == 20.0  # the second's
     assert any(said in w for w in result["warnings"]) and result["trust"] == "caution"
+
+
+@pytest.mark.parametrize(("spend_high", "first"), [(601.0, 1), (800.0, 2)])
+def test_a_spend_interval_across_the_allowance_spans_both_evaluations(
+    spend_high: float, first: int
+) -> None:
+    j = _budget_log(600.0)
+    logged, own = _targets(j)
+    evaluate, seen = _stub(spend_high)  # spend [0, spend_high]: across 600 in both cases
+    result = _evaluate_budgeted("coupon", j, logged, own, evaluate, ["profit"])
+    assert len(seen) == 2 and np.array_equal(seen[0], own) and np.array_equal(seen[1], logged)
+    block = result["budget"]
+    assert block["evaluated_under"] == bud.SPANNED and block["spend_verdict"] == bud.UNCERTAIN
+    assert block["own_budget_profit_per_1000"]["estimate"] == 10.0
+    assert block["logged_eligibility_profit_per_1000"]["estimate"] == 20.0
+    # the estimate of the side the spend estimate is on (own: 600 <= 600; logged: 799 >
+    # 600), the interval from the lower end of both to the higher
+    profit = result["recommended"]["profit_per_1000"]
+    assert profit == {"estimate": 10.0 * first, "low": 0.0, "high": 40.0}
+    assert result["estimators"]["dr"]["profit_per_1000"] == profit
+    assert "spend_per_1000" not in result["recommended"]
+    assert any("span both" in w for w in result["warnings"]) and result["trust"] == "caution"
 
 
 def test_a_policy_that_never_wants_a_withheld_offer_is_judged_by_its_spend() -> None:

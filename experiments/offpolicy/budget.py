@@ -18,11 +18,15 @@ metadata), a policy is evaluated **under its own budget**:
    not a feature, so the model values a shopper the same whatever was left of it. The
    importance-sampling estimators leave those decisions out, so this needs a value model
    that explains something of the returns;
-3. its concession spend per 1,000 journeys is estimated the same way. If the upper end
-   of the 95% interval is within the allowance, its own spending would not have used the
-   budget up and the figure stands (:func:`judge`). Otherwise its spending would have
-   rationed its own offers, as the log cannot show: it is evaluated on the logged
-   eligibility, and warned about.
+3. its concession spend per 1,000 journeys is estimated the same way and compared with
+   the allowance (:func:`judge`). Its whole 95% interval within the allowance: its own
+   spending would not have used the budget up, and the own-budget figure stands. Its
+   whole interval above: its spending would have rationed its own offers, as the log
+   cannot show; it is evaluated on the logged eligibility, and warned about. The
+   interval across the allowance: the log cannot tell whether the budget would have
+   rationed it, so the answer **spans both** evaluations (:func:`span`): each interval
+   runs from the lower of the two ends to the higher, around the estimate of the one the
+   spend estimate points to — wider, and honest about what the log cannot say.
 
 A policy that never picks a withheld action is evaluated on the logged eligibility; its
 spend is still compared with the allowance, since a policy spending more than the
@@ -42,6 +46,8 @@ from experiments.offpolicy.data import Journeys
 
 OWN = "own budget"
 LOGGED = "logged eligibility"
+SPANNED = "both, spanned"
+FITS, EXCEEDS, UNCERTAIN = "fits", "exceeds", "uncertain"
 
 
 def own_mask(journeys: Journeys) -> NDArray[np.bool_] | None:
@@ -65,13 +71,16 @@ def picks_withheld(target: NDArray[np.float64], journeys: Journeys) -> NDArray[n
 class Judgement:
     """Whether a policy's own spending fits the campaign's allowance.
 
-    ``fits``: True (the upper end of its spend interval is within the allowance), False
-    (it may exceed it) or None (no allowance or no spend estimate: cannot tell).
+    ``verdict``: ``fits`` (its whole spend interval is within the allowance), ``exceeds``
+    (its whole interval is above it), ``uncertain`` (the interval holds the allowance;
+    ``likely_fits`` says on which side the estimate is) or None (no allowance or no spend
+    estimate: cannot tell).
     """
 
     allowance: float | None
     spend: Mapping[str, Any] | None
-    fits: bool | None
+    verdict: str | None
+    likely_fits: bool | None = None
 
 
 def judge(allowance: float | None, spend: Mapping[str, Any] | None) -> Judgement:
@@ -79,7 +88,31 @@ def judge(allowance: float | None, spend: Mapping[str, Any] | None) -> Judgement
     the allowance per 1,000 journeys."""
     if allowance is None or spend is None or spend.get("high") is None:
         return Judgement(allowance, spend, None)
-    return Judgement(allowance, spend, bool(spend["high"] <= allowance))
+    likely = bool(spend["estimate"] <= allowance)
+    if spend["high"] <= allowance:
+        return Judgement(allowance, spend, FITS, likely)
+    if spend["low"] > allowance:
+        return Judgement(allowance, spend, EXCEEDS, likely)
+    return Judgement(allowance, spend, UNCERTAIN, likely)
+
+
+def span(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    """``first``'s result with every interval stretched to hold ``second``'s too (the
+    estimates stay ``first``'s): for an answer the log cannot settle between the two."""
+    out = {**first, "estimators": {}, "recommended": dict(first["recommended"])}
+
+    def stretch(a: Mapping[str, Any], b: Mapping[str, Any] | None) -> dict[str, Any]:
+        if not b or a.get("low") is None or b.get("low") is None:
+            return dict(a)
+        return {**a, "low": min(a["low"], b["low"]), "high": max(a["high"], b["high"])}
+
+    for name, outputs in first["estimators"].items():
+        other = second["estimators"].get(name, {})
+        out["estimators"][name] = {k: stretch(v, other.get(k)) for k, v in outputs.items()}
+    for key, value in first["recommended"].items():
+        if isinstance(value, Mapping):
+            out["recommended"][key] = stretch(value, second["recommended"].get(key))
+    return out
 
 
 def summary(
@@ -87,17 +120,20 @@ def summary(
     judgement: Judgement,
     withheld_share: float,
     own_profit: Mapping[str, Any] | None = None,
+    logged_profit: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``budget`` block of a policy's result."""
     out: dict[str, Any] = {
         "evaluated_under": evaluated_under,
         "allowance_per_1000": judgement.allowance,
         "spend_per_1000": dict(judgement.spend) if judgement.spend else None,
-        "spend_fits": judgement.fits,
+        "spend_verdict": judgement.verdict,
         "withheld_decisions": round(withheld_share, 6),
     }
     if own_profit is not None:
         out["own_budget_profit_per_1000"] = dict(own_profit)
+    if logged_profit is not None:
+        out["logged_eligibility_profit_per_1000"] = dict(logged_profit)
     return out
 
 
@@ -116,6 +152,14 @@ def warning(name: str, block: Mapping[str, Any], reason: str = "") -> str | None
         if spend and allowance is not None
         else ""
     )
+    if block["evaluated_under"] == SPANNED:
+        return (
+            f"{name}: {spent}, an interval across the allowance: the log cannot tell "
+            "whether the budget would have rationed its offers. In "
+            f"{share:.1%} of decisions it would offer what the budget had withheld from the "
+            "logger; its intervals span both the figure under its own budget (the value "
+            "model valuing those offers) and the figure on the logged eligibility."
+        )
     if block["evaluated_under"] == OWN:
         return (
             f"{name}: evaluated under its own campaign budget: {spent}, so the budget the "
@@ -131,7 +175,7 @@ def warning(name: str, block: Mapping[str, Any], reason: str = "") -> str | None
             "eligibility, rationed by the logger's spending rather than its own, and the "
             "figure may be off either way by an amount its interval does not show."
         )
-    if block["spend_fits"] is False:
+    if block["spend_verdict"] in (EXCEEDS, UNCERTAIN):
         return (
             f"{name}: {spent}: its own spending would have used the budget up sooner than "
             "the logger's did, which the log cannot show; the figure is likely too high."

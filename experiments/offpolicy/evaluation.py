@@ -31,8 +31,8 @@ and its reason are in the output.
 
 **A campaign budget** shared between shoppers: when the log says what the budget withheld
 and what it allows, each policy is evaluated under its own budget where its spending fits
-the allowance, else on the logged eligibility, and its result says which
-(:mod:`experiments.offpolicy.budget`).
+the allowance, on the logged eligibility where it exceeds it, and across both where the
+log cannot tell; its result says which (:mod:`experiments.offpolicy.budget`).
 
 The result is a JSON-ready dict (see :func:`evaluate_offpolicy`); the merchant report
 and the ``ope`` app render it.
@@ -295,11 +295,19 @@ def _evaluate_budgeted(
                 "without a value model that explains the returns the log cannot value the "
                 "offers it never shows"
             )
-        if judgement.fits and not reason:
+        if judgement.verdict == budget.FITS and not reason:
             result, block = own, budget.summary(budget.OWN, judgement, share)
         else:
-            result = evaluate(target, wanted)
-            block = budget.summary(budget.LOGGED, judgement, share, rec.get(OUTPUTS[PROFIT][0]))
+            logged = evaluate(target, wanted)
+            profit = OUTPUTS[PROFIT][0]
+            own_profit, logged_profit = rec.get(profit), logged["recommended"].get(profit)
+            if judgement.verdict == budget.UNCERTAIN and not reason:
+                first, second = (own, logged) if judgement.likely_fits else (logged, own)
+                result = budget.span(first, second)
+                block = budget.summary(budget.SPANNED, judgement, share, own_profit, logged_profit)
+            else:
+                result = logged
+                block = budget.summary(budget.LOGGED, judgement, share, own_profit)
     else:
         result = evaluate(target, wanted)
         if not judged and journeys.withheld is None:
