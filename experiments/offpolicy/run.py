@@ -112,7 +112,9 @@ def shared_state_warnings(scenario: Scenario, *, budget_logged: bool = False) ->
         out.append(
             f"in scenario {scenario.name!r} shoppers learn to wait for deals from how often "
             "hesitating was rewarded: the logged shoppers learned it from the logger, and a "
-            "policy that rewards hesitation less (or more) would meet fewer (or more) of them"
+            "policy that rewards hesitation less (or more) would meet fewer (or more) of them "
+            "(on black_friday the benchmark saw always_recovery_email underestimated by about "
+            "350 EUR per 1,000 shoppers, and by nothing with the learning switched off)"
         )
     return out
 
