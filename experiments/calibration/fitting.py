@@ -10,7 +10,8 @@ shoppers and the same draws.
 The objective is then a smooth trend plus a rough part: a small change of a parameter
 moves a few simulated shoppers across a decision's threshold, each with an outcome of its
 own, so the residuals wander like a random walk at small steps; the finite differences
-(a tenth of a parameter's scale) look past it. **Segment shares are fitted by
+(a tenth of a parameter's scale) look past it, and the fit ends on regressions of the
+residuals over a design a scale wide (:mod:`.smoothing`). **Segment shares are fitted by
 reweighting**, not by moving shoppers. A share decides which segment each simulated
 shopper is drawn into, so on common random numbers every change of a share re-draws some
 shoppers (and, the segments being drawn in list order, shoppers of the segments between

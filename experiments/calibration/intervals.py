@@ -3,7 +3,8 @@
 **Bootstrap over journeys.** The observed targets are recomputed on ``replicates``
 resamples of the shop's journeys, and the simulated ones on resamples of the simulated
 journeys at the optimum (the simulation's own noise); each replicate is refitted by one
-Gauss-Newton step from the fit, using the Jacobian the optimiser ended with:
+Gauss-Newton step from the fit, using the Jacobian the fit ended with (the last regression
+of :mod:`.smoothing`, not finite differences that the objective's rough part inflates):
 ``dx = (J'J + P)^-1 J' (d_obs - d_sim) / sigma``. The 2.5 and 97.5 percentiles of
 ``x + dx`` (clipped to the bounds) make the 95% interval. ``P`` is a weak prior, one
 parameter-range wide, so that a direction the data does not see gets an interval as wide

@@ -3,7 +3,9 @@
 :func:`calibrate` fits ``params`` of a starting scenario to a shop's data:
 
 1. the data's targets, per journey; a seeded share of journeys is held out;
-2. least squares on common random numbers (:mod:`.fitting`) from the start values;
+2. least squares on common random numbers (:mod:`.fitting`) from the start values, ended
+   by Gauss-Newton steps on regressions of the residuals over designs around the fit
+   (:mod:`.smoothing`: past the dips of the objective's rough part);
 3. 95% intervals by the bootstrap over journeys, and the parameters the data does not
    pin down (:mod:`.intervals`);
 4. if some are not identified, they go back to their start values and the others are
@@ -47,6 +49,7 @@ from experiments.calibration.intervals import (
     profile_directions,
 )
 from experiments.calibration.parameters import Parameter, apply
+from experiments.calibration.smoothing import smoothed_fit
 from experiments.calibration.targets import holdout_mask
 
 CHECK_SEED_OFFSET = 7  # the comparison runs on other simulated shoppers than the fit
@@ -124,7 +127,7 @@ def _fit_once(
         raise ValueError(
             "no target of the data can be fitted: the data lacks what the targets need"
         )
-    ls = least_squares_fit(obj, x0, max_evaluations)
+    ls = smoothed_fit(params, obj.residuals, least_squares_fit(obj, x0, max_evaluations), rng)
     sim = obj.table(ls.x)
     deltas = bootstrap_deltas(data_targets, sim, obj.names, obj.used, rng, replicates)
     starts = [p.start(start) for p in params]
@@ -132,7 +135,9 @@ def _fit_once(
     def cost(x: Any) -> float:
         return float(np.sum(obj.residuals(x) ** 2))
 
-    directions = profile_directions(params, ls.x, ls.jacobian, cost, float(np.sum(ls.residuals**2)))
+    # the profile's points are single simulations: compare them with one at the centre,
+    # not with the regression's smoothed residuals
+    directions = profile_directions(params, ls.x, ls.jacobian, cost, cost(ls.x))
     draws = bootstrap_draws(params, ls.x, ls.jacobian, obj.sigma[obj.used], deltas)
     found = intervals(params, starts, ls.x, ls.jacobian, draws, directions)
     evaluations = ls.evaluations + sum(np.isfinite(d.rise).sum() for d in directions)
