@@ -4,9 +4,9 @@ On common random numbers the residuals are a smooth trend plus a rough part: a s
 change of a parameter moves a few simulated shoppers across a decision's threshold, and
 the rough part wanders like a random walk (:mod:`.fitting`). A trust-region optimiser
 accepts every step that lowers the sum of squares, so it walks into a dip of the rough
-part and stops there on ``xtol``: on a recovery its chi-square ends far below the truth's
-(about 30 against 70 over 52 targets, where fitting 5 parameters to a smooth objective
-lowers it by about 5), and the intervals, centred on the dip, miss the truth.
+part and stops there on ``xtol``, and its Jacobian of finite differences there (a tenth of
+a scale apart) carries the rough part's slope: the intervals, too narrow and centred on
+the dip, missed the truth of a recovery (the sensitivities' held it 15 times of 21).
 
 :func:`smoothed_fit` therefore ends the fit with a few Gauss-Newton steps on a *linear
 regression* of the residual vector over a design of points around the current centre,
