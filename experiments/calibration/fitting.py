@@ -325,7 +325,7 @@ def least_squares_fit(
     return LeastSquares(
         x=np.asarray(result.x),
         residuals=np.asarray(result.fun),
-        jacobian=jac(np.asarray(result.x)),
+        jacobian=np.asarray(result.jac),  # scipy's last Jacobian, taken at result.x
         evaluations=count[0],
         message=str(result.message),
         status=int(result.status),
