@@ -1,0 +1,54 @@
+"""``python -m experiments.bench calibrate --coverage N``: the fits alone on N data sets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments.benchmarks.calibrate import coverage_summary, main
+
+
+def _row(true: float, fitted: float, low: float, high: float, identified: bool = True) -> dict:
+    return {
+        "true": true,
+        "fitted": fitted,
+        "low": low,
+        "high": high,
+        "identified": identified,
+        "covered": low <= true <= high,
+    }
+
+
+def test_coverage_summary_counts_identified_fits_only() -> None:
+    # half-widths 0.196 -> the error in units of half-width / 1.96 is error / 0.1
+    seeds = {
+        "1": {"a": _row(1.0, 1.1, 0.904, 1.296), "b": _row(0.5, 0.5, 0.0, 1.0, False)},
+        "2": {"a": _row(1.0, 0.7, 0.504, 0.896), "b": _row(0.5, 0.5, 0.0, 1.0, False)},
+    }
+    out = coverage_summary(seeds)
+    assert out["a"]["identified"] == 2
+    assert out["a"]["covered"] == 1
+    assert out["a"]["mean_error"] == pytest.approx(-0.1)
+    assert out["a"]["rms_z"] == pytest.approx(((1.0**2 + 3.0**2) / 2) ** 0.5)
+    assert out["b"] == {"identified": 0, "covered": 0, "mean_error": None, "rms_z": None}
+
+
+def test_coverage_run_on_tiny_data(capsys: pytest.CaptureFixture[str]) -> None:
+    tiny = ["--shoppers", "3000", "--sessions", "1500", "--logged", "1500"]
+    assert main(["--coverage", "2", "--cases", "shares", "--seed", "5", *tiny]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    case = result["coverage"]["shares"]
+    assert list(case["seeds"]) == ["5", "6"]
+    for name, p in case["parameters"].items():
+        assert name in case["seeds"]["5"]
+        assert 0 <= p["covered"] <= p["identified"] <= 2
+    assert "coverage of 'shares' over 2 data sets (seeds 5, 6)" in out
+
+
+def test_negative_coverage_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--coverage", "-1"])
+    assert exit_info.value.code == 2
+    assert "--coverage must be 0 or more" in capsys.readouterr().err
