@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ from experiments.calibration.fit import DATA
 from experiments.calibration.fitting import ShopData
 from experiments.calibration.forecast import FORECAST_SCENARIOS
 from experiments.calibration.parameters import resolve
-from experiments.calibration.pipeline import calibrate
+from experiments.calibration.pipeline import CalibrationResult, calibrate
 from experiments.calibration.recovery import EVAL_SEED_OFFSET, compare_policies, recover, truth
 from experiments.calibration.sessions import online_shoppers_sessions
 
@@ -120,34 +121,48 @@ def trained_agent(scenario: Scenario, steps: int, seed: int) -> Policy:
     return LearnedPolicy(model, name="trained_agent")
 
 
+def recover_case(
+    args: argparse.Namespace,
+    start: Scenario,
+    name: str,
+    seed: int,
+    policies: Sequence[Policy] = (),
+) -> tuple[dict[str, Any], CalibrationResult]:
+    """The recovery of case ``name`` on the data of ``seed``, sized by ``args``: data
+    logged by ``never`` with epsilon exploration, and ``policies`` compared on the fit."""
+    changes, preset = CASES[name]
+    return recover(
+        start,
+        changes,
+        preset,
+        logger=build_policy("never", start),
+        exploration=Exploration("epsilon", args.epsilon),
+        n_sessions=args.sessions,
+        n_logged=args.logged,
+        n_shoppers=args.shoppers,
+        n_journeys=args.logged,
+        seed=seed,
+        policies=policies,
+        n_eval=args.eval_shoppers,
+        forecast_scenarios=args.forecast_scenarios,
+    )
+
+
 def bench_calibrate(args: argparse.Namespace) -> dict[str, Any]:
     start = load_scenario("default")
     out: dict[str, Any] = {"benchmark": "calibrate", "settings": vars(args)}
     clock = time.perf_counter()
     if not args.skip_refit:
         out["default_refit"] = default_refit(args.shoppers, args.seed)
-    logger = build_policy("never", start)
     cases = {}
     for name in args.cases:
-        changes, preset = CASES[name]
+        changes = CASES[name][0]
         policies = [
             build_policy(n, start) for n in ("never", "merchant_rules", "always_free_shipping")
         ]
         # with an agent, the policies are compared once it is trained on the fit
-        report, result = recover(
-            start,
-            changes,
-            preset,
-            logger=logger,
-            exploration=Exploration("epsilon", args.epsilon),
-            n_sessions=args.sessions,
-            n_logged=args.logged,
-            n_shoppers=args.shoppers,
-            n_journeys=args.logged,
-            seed=args.seed,
-            policies=policies if args.train_steps <= 0 else (),
-            n_eval=args.eval_shoppers,
-            forecast_scenarios=args.forecast_scenarios,
+        report, result = recover_case(
+            args, start, name, args.seed, policies if args.train_steps <= 0 else ()
         )
         if args.train_steps > 0:
             agent = trained_agent(result.fitted, args.train_steps, args.seed)
@@ -168,25 +183,12 @@ def bench_calibrate(args: argparse.Namespace) -> dict[str, Any]:
 def coverage_over_seeds(args: argparse.Namespace) -> dict[str, Any]:
     """The fits of each case on ``args.coverage`` data sets (see the module docstring)."""
     start = load_scenario("default")
-    logger = build_policy("never", start)
     out: dict[str, Any] = {"benchmark": "calibrate", "settings": vars(args), "coverage": {}}
     clock = time.perf_counter()
     for name in args.cases:
-        changes, preset = CASES[name]
         seeds: dict[str, Any] = {}
         for seed in range(args.seed, args.seed + args.coverage):
-            report, _ = recover(
-                start,
-                changes,
-                preset,
-                logger=logger,
-                exploration=Exploration("epsilon", args.epsilon),
-                n_sessions=args.sessions,
-                n_logged=args.logged,
-                n_shoppers=args.shoppers,
-                n_journeys=args.logged,
-                seed=seed,
-            )
+            report, _ = recover_case(args, start, name, seed)
             seeds[str(seed)] = report["parameters"]
             print(f"  {name}, seed {seed}: {report['fit_seconds']} s", flush=True)
         out["coverage"][name] = {"seeds": seeds, "parameters": coverage_summary(seeds)}
