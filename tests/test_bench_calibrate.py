@@ -47,8 +47,17 @@ def test_coverage_run_on_tiny_data(capsys: pytest.CaptureFixture[str]) -> None:
     assert "coverage of 'shares' over 2 data sets (seeds 5, 6)" in out
 
 
-def test_negative_coverage_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--coverage", "-1"], "--coverage must be 0 or more"),
+        (["--coverage", "2", "--train-steps", "1000"], "drop --train-steps"),
+    ],
+)
+def test_bad_coverage_arguments_are_refused(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--coverage", "-1"])
+        main(argv)
     assert exit_info.value.code == 2
-    assert "--coverage must be 0 or more" in capsys.readouterr().err
+    assert message in capsys.readouterr().err

@@ -332,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--forecast-scenarios must be at least 2 (the fit's spread needs two)")
     if args.coverage < 0:
         parser.error(f"--coverage must be 0 or more, got {args.coverage}")
+    if args.coverage and args.train_steps > 0:
+        parser.error("--coverage runs the fits alone: no agent is trained, drop --train-steps")
     if args.coverage:
         result = coverage_over_seeds(args)
         print_coverage(result)
