@@ -54,7 +54,7 @@ from agents.policy import Policy
 from envs.scenario import Scenario
 from experiments.calibration.log_simulation import SEGMENT, simulate_offer_log
 from experiments.calibration.log_targets import log_targets
-from experiments.calibration.parameters import Parameter, apply
+from experiments.calibration.parameters import Parameter, apply, box
 from experiments.calibration.sessions import (
     linked,
     price_bands,
@@ -289,9 +289,7 @@ def least_squares_fit(
 ) -> LeastSquares:
     """Minimise the sum of squared residuals of ``obj`` from ``x0`` within the bounds."""
     params = obj.params
-    low = np.array([p.low for p in params])
-    high = np.array([p.high for p in params])
-    scale = np.array([p.scale for p in params])
+    low, high, scale = box(params)
     start = np.clip(np.asarray(x0, dtype=np.float64), low, high)
     # forward differences of a tenth of each parameter's scale, towards the inside of the
     # bounds: large enough to see past the simulation's granularity (scipy's own relative

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from experiments.calibration.parameters import Parameter
+from experiments.calibration.parameters import Parameter, box
 from experiments.calibration.targets import TargetTable
 
 Array = NDArray[np.float64]
@@ -85,9 +85,7 @@ def profile_directions(
     """Each singular direction of ``jacobian`` scaled by the parameters' scales, weakest
     first, with the rise of ``cost`` (the sum of squared residuals) at ``x`` moved
     :data:`PROFILE_SCALES` scales along it each way (clipped to the bounds)."""
-    low = np.array([p.low for p in params])
-    high = np.array([p.high for p in params])
-    scale = np.array([p.scale for p in params])
+    low, high, scale = box(params)
     _, singular, vt = np.linalg.svd(jacobian * scale, full_matrices=False)
     out = []
     for k in np.argsort(singular):
@@ -126,8 +124,7 @@ def bootstrap_draws(
 ) -> Array:
     """Each replicate's refit, one Gauss-Newton step from ``x`` (clipped to the bounds),
     ``(replicates, params)``: the draws the intervals are the percentiles of."""
-    low = np.array([p.low for p in params])
-    high = np.array([p.high for p in params])
+    low, high, _ = box(params)
     prior = np.diag(1.0 / (high - low) ** 2)
     info = jacobian.T @ jacobian
     gain = np.linalg.solve(info + prior, jacobian.T)  # (params, targets)
@@ -145,8 +142,7 @@ def intervals(
 ) -> list[Interval]:
     """The 95% interval and identifiability flag of each parameter from the bootstrap
     ``draws`` (:func:`bootstrap_draws`; see the module doc)."""
-    low = np.array([p.low for p in params])
-    high = np.array([p.high for p in params])
+    low, high, _ = box(params)
     span = high - low
     lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
     moves = np.abs(jacobian).max(axis=0) if jacobian.size else np.zeros(len(params))

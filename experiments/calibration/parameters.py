@@ -26,7 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from envs.scenario import Scenario
+
+Array = NDArray[np.float64]
 
 ALL = "*"
 FACTOR_BOUNDS = (0.2, 3.0, 0.3)
@@ -230,3 +235,11 @@ def apply(start: Scenario, params: Sequence[Parameter], values: Sequence[float] 
     for p, v in zip(params, values, strict=True):
         scenario = p.set(scenario, v)
     return scenario
+
+
+def box(params: Sequence[Parameter]) -> tuple[Array, Array, Array]:
+    """The parameters' lower bounds, upper bounds and scales, as arrays in their order."""
+    low = np.array([p.low for p in params], dtype=np.float64)
+    high = np.array([p.high for p in params], dtype=np.float64)
+    scale = np.array([p.scale for p in params], dtype=np.float64)
+    return low, high, scale

@@ -38,7 +38,7 @@ from scipy.optimize import lsq_linear
 from scipy.stats import qmc
 
 from experiments.calibration.fitting import Array, LeastSquares
-from experiments.calibration.parameters import Parameter
+from experiments.calibration.parameters import Parameter, box
 
 DESIGN_POINTS = 32  # per regression: several times the parameters of any preset, a power of 2
 HALF_WIDTH = 1.0  # scales: wide enough to average the rough part, narrow enough to be linear
@@ -50,9 +50,7 @@ MAX_STEPS = 4
 def design(params: Sequence[Parameter], centre: Array, rng: np.random.Generator) -> Array:
     """The centre and :data:`DESIGN_POINTS` scrambled Sobol points around it (within
     :data:`HALF_WIDTH` scales, clipped to the bounds), ``(points, parameters)``."""
-    low = np.array([p.low for p in params])
-    high = np.array([p.high for p in params])
-    scale = np.array([p.scale for p in params])
+    low, high, scale = box(params)
     unit = qmc.Sobol(len(params), scramble=True, seed=rng).random(DESIGN_POINTS)
     points = centre + (2.0 * unit - 1.0) * HALF_WIDTH * scale
     return np.clip(np.vstack([centre, points]), low, high)
@@ -76,9 +74,7 @@ def smoothed_fit(
     """``fit`` moved by Gauss-Newton steps on regressions of ``residuals`` (see the module
     docstring); its Jacobian is the last regression's, its residuals the regression's
     intercept (the smoothed residuals at the centre)."""
-    low = np.array([p.low for p in params])
-    high = np.array([p.high for p in params])
-    scale = np.array([p.scale for p in params])
+    low, high, scale = box(params)
     centre = np.asarray(fit.x, dtype=np.float64)
     evaluations = fit.evaluations
     steps, settled = 0, False
