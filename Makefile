@@ -7,6 +7,7 @@ VENV ?= .venv
 PY = $(VENV)/bin/python
 PIP = $(PY) -m pip
 STAMP = $(VENV)/.stamp
+KERNELS = $(VENV)/.kernels
 TORCH_VERSION ?= 2.13.0
 ARGS ?=
 
@@ -15,7 +16,7 @@ LINT_PATHS = envs agents experiments tests
 .DEFAULT_GOAL := setup
 .PHONY: setup run test test-all lint bench bench-serve calibrate clean distclean
 
-setup: $(STAMP)
+setup: $(STAMP) $(KERNELS)
 
 # Re-runs only when pyproject.toml changes, the venv is new, or a top-level package
 # appears (the editable install maps the packages that exist when it runs).
@@ -26,6 +27,12 @@ $(STAMP): pyproject.toml $(PKG_INITS)
 	$(PIP) install --upgrade pip
 	$(PIP) install "torch==$(TORCH_VERSION)"
 	$(PIP) install -e ".[dev,ray]"
+	touch $@
+
+# numba compiles the simulator's kernels once into its cache on disk, here rather than in
+# the first run or test; again whenever the kernels change.
+$(KERNELS): $(STAMP) envs/kernels.py
+	$(PY) -m envs.compile
 	touch $@
 
 run: setup
@@ -54,7 +61,7 @@ calibrate: setup
 
 clean:
 	rm -rf outputs multirun .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
-	rm -rf *.egg-info
+	rm -rf *.egg-info $(KERNELS)
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean

@@ -1,4 +1,4 @@
-"""concede's simulator: hesitant shoppers and the merchant's margins (numpy + gymnasium).
+"""concede's simulator: hesitant shoppers and the merchant's margins (numpy, gymnasium, numba).
 
 Importing this package registers ``concede/HesitantShopper-v0``::
 

@@ -28,6 +28,10 @@ One step, for every shopper still in a journey:
 4. An order books the ledger with every concession still valid; the journey ends.
    A journey also ends at the horizon (truncation).
 
+The dynamics are compiled: :mod:`envs.kernels` runs each step as one loop over the
+shoppers; this class holds the arrays, draws the randomness and keeps the population
+memory and the campaign budget, which the whole batch shares.
+
 Randomness: four uniforms per shopper per step, drawn for all N rows whether or not
 they are still in a journey, from the generator seeded at :meth:`reset`; shoppers are
 drawn from the same generator in chunks. So a batch evaluated with the same seed meets
@@ -41,15 +45,25 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from envs import ledger
-from envs.catalogue import compile_actions
-from envs.eligibility import eligible, within_capacity
-from envs.observation import COLUMN, DWELL_CAP, GATED_SLICE, OFFERED_START, feature_schema
+from envs import kernels, ledger
+from envs.catalogue import ActionTable, compile_actions
+from envs.kernels import ABANDONED, EXIT_INTENT, HARASSED, LEFT, NOTHING, PURCHASE, RETURNED
+from envs.observation import COLUMN, DWELL_CAP, OFFERED_START, feature_schema
 from envs.scenario import Scenario
 from envs.shoppers import Population, ShopperDraw, ShopperPool, T
 
-# event codes, one per shopper per step (``ShopperCore.event``); truncation is apart
-NOTHING, PURCHASE, EXIT_INTENT, LEFT, HARASSED, RETURNED, ABANDONED = range(7)
+__all__ = [
+    "ABANDONED",
+    "EVENT_NAMES",
+    "EXIT_INTENT",
+    "HARASSED",
+    "LEFT",
+    "NOTHING",
+    "PURCHASE",
+    "RETURNED",
+    "ShopperCore",
+]
+
 EVENT_NAMES = (
     "nothing",
     "purchase",
@@ -65,14 +79,51 @@ IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
 
-def _sigmoid(x: Array) -> Array:
-    return 0.5 + 0.5 * np.tanh(0.5 * x)
+def _params(scenario: Scenario) -> Array:
+    """The scenario's numbers the kernels read, in :data:`envs.kernels.PARAMS` order."""
+    f, s = scenario.funnel, scenario.strategic
+    known = {
+        "max_offers_per_shopper": scenario.max_offers_per_shopper,
+        "max_visits": scenario.max_visits,
+        "horizon": scenario.horizon,
+        "opt_out_probability": f.opt_out_probability,
+        "harassment_return_factor": f.harassment_return_factor,
+        "return_boost": s.return_boost,
+        "wait_penalty": s.wait_penalty,
+        "annoyance_weight": f.annoyance_weight,
+        "exit_commitment": f.exit_commitment,
+        "buy_bias": f.buy_bias,
+        "advance_bias": f.advance_bias,
+        "session_steps": scenario.live_agents.session_steps,
+        "annoyed_customer": scenario.future_value.annoyed_customer,
+        "retained_customer": scenario.future_value.retained_customer,
+        "dwell_cap": DWELL_CAP,
+    }
+    return np.array([float(known[name]) for name in kernels.PARAMS])
+
+
+def _table(actions: ActionTable) -> Array:
+    """The catalogue's columns the kernels read, ``(len(kernels.TABLE), n_actions)``."""
+    return np.array([getattr(actions, name) for name in kernels.TABLE], dtype=np.float64)
+
+
+def _layout(population: Population) -> IntArray:
+    """Where the kernels find each trait, ledger term and observation column."""
+    return np.array(
+        [*population.trait_layout]
+        + [ledger.LEDGER_TERMS.index(name) for name in kernels.TERM_SLOTS]
+        + [COLUMN[name] for name in kernels.COLUMN_SLOTS]
+        + [OFFERED_START],
+        dtype=np.int64,
+    )
 
 
 class ShopperCore:
     """N shopper journeys stepped together.
 
-    Per-shopper arrays have shape ``(n,)``; per-action arrays ``(n_actions, n)``.
+    Per-shopper arrays have shape ``(n,)``; per-action arrays ``(n_actions, n)``. The
+    state arrays (``alive``, ``t``, ``annoyance``, ``offered``...) are views of the packed
+    arrays the kernels step: read them, or write them in place, but do not rebind them.
 
     Args:
         scenario: the market to simulate.
@@ -118,57 +169,63 @@ class ShopperCore:
         self.dynamics_seed: int | None = None  # set by reset(seed, dynamics_seed=...)
         self._pool = ShopperPool(self.population, self.np_random, chunk)
         self._rows = np.arange(n)
-        self._agent_columns = np.flatnonzero(self.actions.agent)
-        f = scenario.funnel
-        self._annoy_w, self._commit = f.annoyance_weight, f.exit_commitment
-        self._buy_bias, self._adv_bias = f.buy_bias, f.advance_bias
+        self._arriving_all = np.ones(n, dtype=bool)
+        self._params = _params(scenario)
+        self._table = _table(self.actions)
+        self._layout = _layout(self.population)
         self.agent_capacity = max(1, round(scenario.live_agents.capacity_per_1000 * n / 1000))
         self._budget_rate = scenario.campaign_budget_per_1000
-        is_agent = self.actions.agent
-        self._send_agent = np.where(is_agent, self.actions.send_cost, 0.0)
-        self._send_other = np.where(is_agent, 0.0, self.actions.send_cost)
-        self._at_purchase = (self.actions.purchase_cost + self.actions.voucher_liability)[:, None]
 
+        # the packed state the kernels step (see envs.kernels), and named views of it
+        self._floats = np.zeros((len(kernels.FLOATS), n), order="F")
+        self._ints = np.zeros((len(kernels.INTS), n), dtype=np.int64, order="F")
+        self._flags = np.zeros((len(kernels.FLAGS), n), dtype=bool, order="F")
+        self._values = np.zeros((len(kernels.VALUES), k, n), order="F")
+        self._action_flags = np.zeros((len(kernels.ACTION_FLAGS), k, n), dtype=bool, order="F")
+        floats = dict(zip(kernels.FLOATS, self._floats, strict=True))
+        ints = dict(zip(kernels.INTS, self._ints, strict=True))
+        flags = dict(zip(kernels.FLAGS, self._flags, strict=True))
+        values = dict(zip(kernels.VALUES, self._values, strict=True))
+        action_flags = dict(zip(kernels.ACTION_FLAGS, self._action_flags, strict=True))
         # hidden traits (see envs.shoppers) and per-action values, per shopper
-        self.traits = np.zeros((len(T), n))
-        self.perceived = np.zeros((k, n))
-        self.discount = np.zeros((k, n))
-        self.expected_cost = np.zeros((k, n))
-        self.static_ok = np.zeros((k, n), dtype=bool)
+        self.traits = np.zeros((len(T), n), order="F")
+        self.perceived: Array = values["perceived"]
+        self.discount: Array = values["discount"]
+        self.expected_cost: Array = values["expected_cost"]
+        self.static_ok: BoolArray = action_flags["static_ok"]
         # journey state
-        self.alive = np.zeros(n, dtype=bool)
-        self.t = np.zeros(n, dtype=np.int64)
-        self.visit = np.ones(n, dtype=np.int64)
-        self.stage = np.zeros(n, dtype=np.int64)
-        self.steps_at_stage = np.zeros(n, dtype=np.int64)
-        self.away = np.zeros(n, dtype=bool)
-        self.exit_intent = np.zeros(n, dtype=bool)
-        self.intent_appeal = np.zeros(n)
-        self.annoyance = np.zeros(n)
-        self.interruptions = np.zeros(n, dtype=np.int64)
-        self.harassed = np.zeros(n, dtype=bool)
-        self.consent = np.zeros(n, dtype=bool)
-        self.waits = np.zeros(n, dtype=bool)
-        self.hesitation_rewarded = np.zeros(n, dtype=bool)
-        self.return_chance = np.zeros(n)
-        self.dwell = np.zeros(n)
-        self.edits = np.zeros(n, dtype=np.int64)
-        self.substitutes = np.zeros(n, dtype=np.int64)
-        self.agent_until = np.zeros(n, dtype=np.int64)
-        self.offer_until = np.zeros(n, dtype=np.int64)
-        self.offered = np.zeros((k, n), dtype=bool)
-        self.expires = np.zeros((k, n), dtype=np.int64)
+        self.alive: BoolArray = flags["alive"]
+        self.away: BoolArray = flags["away"]
+        self.exit_intent: BoolArray = flags["exit_intent"]
+        self.harassed: BoolArray = flags["harassed"]
+        self.consent: BoolArray = flags["consent"]
+        self.waits: BoolArray = flags["waits"]
+        self.hesitation_rewarded: BoolArray = flags["hesitation_rewarded"]
+        self.t: IntArray = ints["t"]
+        self.visit: IntArray = ints["visit"]
+        self.stage: IntArray = ints["stage"]
+        self.steps_at_stage: IntArray = ints["steps_at_stage"]
+        self.interruptions: IntArray = ints["interruptions"]
+        self.edits: IntArray = ints["edits"]
+        self.substitutes: IntArray = ints["substitutes"]
+        self.agent_until: IntArray = ints["agent_until"]
+        self.offer_until: IntArray = ints["offer_until"]
+        self.annoyance: Array = floats["annoyance"]
+        self.intent_appeal: Array = floats["intent_appeal"]
+        self.return_chance: Array = floats["return_chance"]
+        self.dwell: Array = floats["dwell"]
+        self.offered: BoolArray = action_flags["offered"]
+        self.expires = np.zeros((k, n), dtype=np.int64, order="F")
         self.memory = scenario.strategic.initial_memory
         self.budget = 0.0 if self._budget_rate is not None else np.inf
         self.ended_shoppers = 0
         # outputs of the last step
-        self._obs_t = np.zeros((len(self.schema), n), dtype=np.float32)
         self.obs = np.zeros((n, len(self.schema)), dtype=np.float32)
         self.reward = np.zeros(n)
         self.terminated = np.zeros(n, dtype=bool)
         self.truncated = np.zeros(n, dtype=bool)
-        self.terms = np.zeros((len(ledger.LEDGER_TERMS), n))
-        self.spend = np.zeros((k, n))
+        self.terms = np.zeros((len(ledger.LEDGER_TERMS), n), order="F")
+        self.spend = np.zeros((k, n), order="F")
         self.event = np.zeros(n, dtype=np.int8)
         self.ineligible = np.zeros(n, dtype=bool)
         self.applied = np.zeros(n, dtype=np.int64)
@@ -214,51 +271,43 @@ class ShopperCore:
             self.budget = 0.0 if self._budget_rate is not None else np.inf
             self.ended_shoppers = 0
         self.clock = 0
-        self._start(self._rows, arriving=self.arrival == 0)
+        self.obs = np.zeros((self.n, len(self.schema)), dtype=np.float32)
+        self._start(self._rows, self.arrival == 0)
         self._waiting = self.arrival > 0
-        self.event[:] = NOTHING
-        self.ineligible[:] = False
-        self.opted_out[:] = False
-        self.applied[:] = 0
+        self.event = np.zeros(self.n, dtype=np.int8)
+        self.ineligible = np.zeros(self.n, dtype=bool)
+        self.opted_out = np.zeros(self.n, dtype=bool)
+        self.applied = np.zeros(self.n, dtype=np.int64)
         self.terms.fill(0.0)
         self.spend.fill(0.0)
         self.reward = np.zeros(self.n)
         self.final_rows = np.zeros(0, dtype=np.int64)
-        self._observe()
         return self.obs
 
     def _start(self, rows: IntArray, arriving: BoolArray | None = None) -> None:
-        """Draw new shoppers into ``rows``; those not ``arriving`` yet wait for their step."""
+        """Draw new shoppers into ``rows`` and write their observations into :attr:`obs`;
+        those not ``arriving`` yet wait for their step."""
         draw: ShopperDraw = self._pool.take(len(rows))
-        self.traits[:, rows] = draw.traits
-        self.perceived[:, rows] = draw.perceived
-        self.discount[:, rows] = draw.discount
-        self.expected_cost[:, rows] = draw.expected_cost
-        self.static_ok[:, rows] = draw.static_ok
-        tr = draw.traits
-        self.alive[rows] = True if arriving is None else arriving
-        for arr in (
-            self.t,
-            self.stage,
-            self.steps_at_stage,
-            self.interruptions,
-            self.edits,
-            self.substitutes,
-            self.agent_until,
-            self.offer_until,
-            self.annoyance,
-            self.dwell,
-            self.intent_appeal,
-        ):
-            arr[rows] = 0
-        self.visit[rows] = 1
-        for flags in (self.away, self.exit_intent, self.harassed, self.hesitation_rewarded):
-            flags[rows] = False
-        self.consent[rows] = tr[T["consent"]] > 0.5
-        self.return_chance[rows] = tr[T["return_probability"]]
-        self.offered[:, rows] = False
-        self.expires[:, rows] = 0
+        alive = self._arriving_all[: len(rows)] if arriving is None else arriving
+        kernels.start(
+            rows,
+            alive,
+            draw.traits,
+            draw.perceived,
+            draw.discount,
+            draw.expected_cost,
+            draw.static_ok,
+            self._floats,
+            self._ints,
+            self._flags,
+            self.traits,
+            self._values,
+            self._action_flags,
+            self.expires,
+            self._layout,
+        )
         self._arrive(rows if arriving is None else rows[arriving])
+        self._observe(rows)
 
     def _arrive(self, rows: IntArray) -> None:
         """Shoppers enter the shop: they may wait for deals, and fund the campaign budget."""
@@ -268,10 +317,24 @@ class ShopperCore:
         if self._budget_rate is not None:
             self.budget += self._budget_rate * len(rows) / 1000.0
 
+    def _observe(self, rows: IntArray) -> None:
+        kernels.observe(
+            rows,
+            self.obs,
+            self._floats,
+            self._ints,
+            self._flags,
+            self.traits,
+            self._action_flags,
+            self._params,
+            self._layout,
+            self.agent_capacity,
+        )
+
     # ------------------------------------------------------------------ masks
     def action_masks(self) -> BoolArray:
         """Eligible actions per shopper, shape ``(n, n_actions)``; ``wait`` is always eligible."""
-        return self._masks(self.budget)
+        return self._masks(self.budget)[0]
 
     def budget_withheld(self) -> BoolArray:
         """Actions per shopper, ``(n, n_actions)``, that the campaign budget alone withholds
@@ -279,42 +342,30 @@ class ShopperCore:
         (the live-agent desk served in row order in both). All false without a budget."""
         if not np.isfinite(self.budget):
             return np.zeros((self.n, self.n_actions), dtype=bool)
-        return self._masks(np.inf) & ~self._masks(self.budget)
-
-    def _masks(self, budget: float) -> BoolArray:
-        mask = self._eligible_columns(slice(None), budget)
-        mask[self.actions.agent] &= self._agent_queue(mask[self.actions.agent])
-        mask[0] = True
-        return np.ascontiguousarray(mask.T)
-
-    def _eligible_columns(self, columns: Any, budget: float | None = None) -> BoolArray:
-        """Eligibility of the given action columns for every shopper, ``(len(columns), n)``,
-        with ``budget`` left in the campaign budget (default: what is left now)."""
-        return eligible(
-            alive=self.alive,
-            away=self.away,
-            consent=self.consent,
-            room=self.interruptions < self.scenario.max_offers_per_shopper,
-            in_chat=self.agent_until > self.t,
-            offered=self.offered[columns],
-            static_ok=self.static_ok[columns],
-            cost=self.expected_cost[columns],
-            budget=self.budget if budget is None else budget,
-            table=self.actions,
-            columns=(columns, None) if isinstance(columns, slice) else columns[:, None],
-        )
+        return self._masks(np.inf)[0] & ~self._masks(self.budget)[0]
 
     def wants_agent(self) -> BoolArray:
         """Shoppers eligible for a live agent now, before the desk's capacity is applied
         ``(n,)``: the queue of :meth:`action_masks` serves the first of them, in row order."""
-        return np.asarray(self._eligible_columns(self._agent_columns).any(axis=0), dtype=bool)
+        return self._masks(self.budget)[1]
 
-    def _agent_queue(self, agent_eligible: BoolArray) -> BoolArray:
-        """Shoppers who may have a live agent now: the free agents go to the first
-        shoppers eligible for one, in row order, in the masks and in the step alike, so
-        that a policy following the masks is never refused."""
-        wanting = np.asarray(agent_eligible.any(axis=0), dtype=bool)
-        return within_capacity(wanting, self.free_agents())
+    def _masks(self, budget: float) -> tuple[BoolArray, BoolArray]:
+        """The masks ``(n, n_actions)`` with ``budget`` left, and who wants an agent ``(n,)``."""
+        out = np.empty((self.n, self.n_actions), dtype=bool)
+        wanting = np.empty(self.n, dtype=bool)
+        kernels.masks(
+            out,
+            wanting,
+            self._ints,
+            self._flags,
+            self._values,
+            self._action_flags,
+            self._table,
+            self._params,
+            float(budget),
+            self.free_agents(),
+        )
+        return out, wanting
 
     @property
     def running(self) -> bool:
@@ -323,7 +374,7 @@ class ShopperCore:
 
     def free_agents(self) -> int:
         """Live agents not in a chat now."""
-        return self.agent_capacity - int(np.count_nonzero(self.agent_until > self.t))
+        return int(self.agent_capacity - kernels.busy_agents(self._ints))
 
     # ------------------------------------------------------------------ step
     def step(
@@ -331,170 +382,58 @@ class ShopperCore:
     ) -> tuple[NDArray[np.float32], Array, BoolArray, BoolArray]:
         """Advance every shopper one decision step; returns obs, reward, terminated, truncated."""
         a = np.asarray(actions).reshape(self.n).astype(np.int64, copy=False)
-        if a.min() < 0 or a.max() >= self.n_actions:
+        if kernels.out_of_range(a, self.n_actions):
             raise ValueError(
                 f"actions must be in [0, {self.n_actions - 1}], got {a.min()}..{a.max()}"
             )
-        tr, rows, t, tbl = self.traits, self._rows, self.t, self.actions
         u = self.np_random.random((4, self.n))
-        alive = self.alive
-        terms = self.terms
-        terms.fill(0.0)
-        self.spend.fill(0.0)
-
-        # 1. the merchant's move
+        obs = np.empty((self.n, len(self.schema)), dtype=np.float32)
+        outcomes = np.empty((len(kernels.OUTCOMES), self.n), dtype=bool)
+        applied = np.empty(self.n, dtype=np.int64)
+        event = np.empty(self.n, dtype=np.int8)
+        ended, rewarded, spent = kernels.step(
+            self._rows,
+            a,
+            u,
+            self._floats,
+            self._ints,
+            self._flags,
+            self.traits,
+            self._values,
+            self._action_flags,
+            self.expires,
+            self._table,
+            self._params,
+            self._layout,
+            float(self.budget),
+            self.agent_capacity,
+            self.terms,
+            self.spend,
+            outcomes,
+            applied,
+            event,
+            obs,
+        )
+        terminated, truncated, self.ineligible, self.opted_out = outcomes
+        self.terminated, self.truncated = terminated, truncated
+        self.applied, self.event, self.obs = applied, event, obs
+        self.reward = ledger.profit(self.terms)
+        if self._budget_rate is not None:
+            self.budget -= spent
         self.final_rows = self.final_rows[:0]
         self.final_obs = self.final_obs[:0]
-        ok = eligible(
-            alive=alive,
-            away=self.away,
-            consent=self.consent,
-            room=self.interruptions < self.scenario.max_offers_per_shopper,
-            in_chat=self.agent_until > t,
-            offered=self.offered[a, rows],
-            static_ok=self.static_ok[a, rows],
-            cost=self.expected_cost[a, rows],
-            budget=self.budget,
-            table=tbl,
-            columns=a,
-        )
-        if self._agent_columns.size:
-            queue = self._agent_queue(self._eligible_columns(self._agent_columns))
-            ok &= ~tbl.agent[a] | queue
-        act = ok & (a != 0)
-        self.ineligible = (a != 0) & ~ok
-        a = a * act
-        self.applied = a
-        self.offered[a, rows] |= act
-        until = t + tbl.expiry[a]
-        self.expires[a, rows] = until
-        self.offer_until = np.maximum(self.offer_until, until * (act & ~tbl.agent[a]))
-        self.interruptions += act
-        agent_now = act & tbl.agent[a]
-        help_value = tr[T["help_value"]]
-        self.annoyance += np.where(agent_now, np.maximum(0.0, 1.0 - help_value), tbl.annoyance[a])
-        self.agent_until = np.where(
-            agent_now, t + self.scenario.live_agents.session_steps, self.agent_until
-        )
-        terms[ledger.AGENT_COST] = self._send_agent[a]
-        terms[ledger.CONCESSION_COST] = self._send_other[a]
-        self.spend[a, rows] = tbl.send_cost[a]
-        self.hesitation_rewarded |= act & (self.exit_intent | self.away | (self.visit > 1))
-        tolerance = tr[T["tolerance"]]
-        emailed = act & tbl.email[a]
-        self.opted_out = (
-            emailed
-            & (self.annoyance > 0.5 * tolerance)
-            & (u[1] < self.scenario.funnel.opt_out_probability)
-        )
-        self.consent &= ~self.opted_out
-        on_site = alive & ~self.away
-        harass = on_site & act & (self.annoyance > tolerance)
-
-        # 2. shoppers who left: come back, or end the journey
-        away = alive & self.away
-        chance = self.return_chance + tr[T["retarget_lift"]] * emailed
-        chance += self.scenario.strategic.return_boost * self.waits
-        chance *= np.where(self.harassed, self.scenario.funnel.harassment_return_factor, 1.0)
-        chance *= self.visit < self.scenario.max_visits
-        returns = away & (u[0] < chance)
-        abandoned = away & ~returns
-
-        # 3. shoppers on the site
-        valid = self.expires > t
-        value = np.einsum("kn,kn->n", self.perceived, valid)
-        agent_on = self.agent_until > t
-        z = tr[T["base_appeal"]] + value * tr[T["surplus_scale"]] + help_value * agent_on
-        z -= self._annoy_w * self.annoyance
-        z -= self.scenario.strategic.wait_penalty * (self.waits & (value == 0.0) & ~agent_on)
-        deciding = on_site & ~harass
-        intent = deciding & self.exit_intent
-        leaves = intent & (u[0] >= _sigmoid(z - self.intent_appeal - self._commit))
-        free = deciding & ~self.exit_intent
-        buys = free & (self.stage == 3) & (u[0] < _sigmoid(z + self._buy_bias))
-        new_intent = free & ~buys & (u[0] > 1.0 - 2.0 * tr[T["hazard"]] * _sigmoid(-z))
-        advances = (
-            free & ~buys & ~new_intent & (self.stage < 3) & (u[1] < _sigmoid(z + self._adv_bias))
-        )
-
-        # 4. books and state
-        buyers = np.flatnonzero(buys)
-        if len(buyers):
-            self._book(buyers, valid[:, buyers])
-        if self._budget_rate is not None:
-            self.budget -= float(self.spend.sum())
-        fv = self.scenario.future_value
-        if fv.annoyed_customer:
-            terms[ledger.FUTURE_VALUE] -= fv.annoyed_customer * harass
-        left = leaves | harass
-        self.harassed |= harass
-        self.away = (self.away & ~returns) | left
-        self.exit_intent = (self.exit_intent & ~intent) | new_intent
-        self.intent_appeal = np.where(new_intent, z, self.intent_appeal)
-        self.return_chance = np.where(
-            returns, self.return_chance * tr[T["return_decay"]], self.return_chance
-        )
-        self.visit += returns
-        self.stage = np.where(returns, np.minimum(self.stage, 1), self.stage + advances)
-        self.steps_at_stage = np.where(advances | returns, 0, self.steps_at_stage + deciding)
-        self.dwell = np.minimum(deciding * tr[T["dwell_base"]] * (0.5 + u[2]), DWELL_CAP)
-        self.edits += deciding & (u[3] < tr[T["edit_rate"]])
-        self.substitutes += deciding & (u[3] > 1.0 - tr[T["substitute_rate"]])
-        self.t += alive
-
-        terminated = buys | abandoned
-        truncated = alive & ~terminated & (self.t >= self.scenario.horizon)
-        self.terminated, self.truncated = terminated, truncated
-        # the events are exclusive: each shopper is in one branch of the step
-        event = np.multiply(buys, PURCHASE, dtype=np.int8)
-        for flags, code in (
-            (new_intent, EXIT_INTENT),
-            (leaves, LEFT),
-            (harass, HARASSED),
-            (returns, RETURNED),
-            (abandoned, ABANDONED),
-        ):
-            event += np.multiply(flags, code, dtype=np.int8)
-        self.event = event
-        self.reward = ledger.profit(terms)
-        done = terminated | truncated
-        self.alive &= ~done
-        self.agent_until[done] = 0  # a finished journey frees its agent
         self.clock += 1
-        if self._waiting.any():
+        if self.stagger and self._waiting.any():
             arriving = self._waiting & (self.arrival <= self.clock)
             self._waiting &= ~arriving
             self._arrive(np.flatnonzero(arriving))
-        if done.any():
-            self._end_journeys(done, buys)
-        self._observe()
+        if ended:
+            self._end_journeys(ended, rewarded, terminated | truncated)
         return self.obs, self.reward, terminated, truncated
 
-    def _book(self, buyers: IntArray, valid: BoolArray) -> None:
-        """Book the orders of ``buyers`` with the concessions still ``valid`` for them."""
-        tr = self.traits[:, buyers]
-        on_order = valid.astype(np.float64)
-        discounts = np.einsum("kn,kn->n", self.discount[:, buyers], on_order)
-        ones = np.ones(len(buyers), dtype=bool)
-        part = np.zeros((len(ledger.LEDGER_TERMS), len(buyers)))
-        ledger.book_purchase(
-            part,
-            ones,
-            price=tr[T["price"]],
-            shipping_fee=tr[T["shipping_fee"]],
-            unit_cost=tr[T["unit_cost"]],
-            shipping_cost=tr[T["shipping_cost"]],
-            price_discounts=discounts,
-            other_concession_costs=self.actions.purchase_cost @ on_order,
-            voucher_liability=self.actions.voucher_liability @ on_order,
-            retained_value=self.scenario.future_value.retained_customer,
-        )
-        self.terms[:, buyers] += part
-        self.spend[:, buyers] += on_order * (self.discount[:, buyers] + self._at_purchase)
-
-    def _end_journeys(self, done: BoolArray, buys: BoolArray) -> None:
-        ended = int(done.sum())
-        rewarded = int((buys & self.hesitation_rewarded).sum())
+    def _end_journeys(self, ended: int, rewarded: int, done: BoolArray) -> None:
+        """``ended`` journeys are over (``rewarded`` of them bought after their hesitation
+        was rewarded): the population learns; with autoreset, new shoppers take the rows."""
         keep = (1.0 - self.scenario.strategic.memory_rate) ** ended
         self.memory = keep * self.memory + (1.0 - keep) * rewarded / ended
         self.ended_shoppers += ended
@@ -502,49 +441,5 @@ class ShopperCore:
             return
         rows = np.flatnonzero(done)
         self.final_rows = rows
-        self._observation(None, self._obs_t)
-        self.final_obs = self._obs_t[:, rows].T.copy()
+        self.final_obs = self.obs[rows]
         self._start(rows)
-
-    # ------------------------------------------------------------ observation
-    def _observe(self) -> None:
-        # a fresh array every step (learners keep the last one); Fortran order, as a
-        # transposed copy of the feature-major buffer, is 8x cheaper than a C-order one
-        self._observation(None, self._obs_t)
-        self.obs = self._obs_t.copy().T
-
-    def _observation(
-        self, rows: IntArray | None, out: NDArray[np.float32] | None = None
-    ) -> NDArray[np.float32]:
-        """The observation of all shoppers, or of ``rows`` only, shape ``(n_features, n)``."""
-
-        def at(arr: NDArray[Any]) -> NDArray[Any]:
-            return arr if rows is None else arr[..., rows]
-
-        tr = at(self.traits)
-        n = self.n if rows is None else len(rows)
-        obs = out if out is not None else np.empty((len(self.schema), n), np.float32)
-        s, c = self.scenario, COLUMN
-        price, t, visit, consent = tr[T["price"]], at(self.t), at(self.visit), at(self.consent)
-        obs[c["cart_value"]] = price / 100.0
-        obs[c["shipping_fee"]] = tr[T["shipping_fee"]] / 10.0
-        obs[c["margin_rate"]] = 1.0 - tr[T["unit_cost"]] / price
-        obs[c["checkout_step"]] = at(self.stage) / 3.0
-        obs[c["journey_step"]] = t / s.horizon
-        obs[c["away"]] = at(self.away)
-        obs[c["consent"]] = consent
-        obs[c["interruptions"]] = at(self.interruptions) / max(1, s.max_offers_per_shopper)
-        obs[c["offer_active"]] = at(self.offer_until) > t
-        obs[c["agents_busy"]] = min(
-            1.0, np.count_nonzero(self.agent_until > self.t) / self.agent_capacity
-        )
-        obs[c["returning_visitor"]] = (tr[T["existing"]] > 0.5) | (visit > 1)
-        obs[c["visit_index"]] = visit / s.max_visits
-        obs[c["exit_intent"]] = at(self.exit_intent)
-        obs[c["dwell_time"]] = at(self.dwell)
-        obs[c["steps_at_stage"]] = at(self.steps_at_stage) / s.horizon
-        obs[c["cart_edits"]] = at(self.edits) / 10.0
-        obs[c["substitute_views"]] = at(self.substitutes) / 10.0
-        obs[GATED_SLICE] *= consent
-        obs[OFFERED_START:] = at(self.offered)[1:]
-        return obs

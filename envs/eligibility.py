@@ -15,43 +15,18 @@ journey and all of these hold:
   masks as in the step, so that a policy that follows the masks is never refused;
 - budget: its expected cost fits in what is left of the campaign budget.
 
-``wait`` (column 0) is always eligible; callers set it.
+``wait`` (column 0) is always eligible. The rule is compiled with the dynamics
+(:func:`envs.kernels.eligible`, the masks :func:`envs.kernels.masks`); this module keeps
+the live-agent queue as a function of its own, for callers outside the simulator that
+model the desk (the decision service's simulated events).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import NDArray
 
-from envs.catalogue import ActionTable
-
 BoolArray = NDArray[np.bool_]
-
-
-def eligible(
-    *,
-    alive: BoolArray,
-    away: BoolArray,
-    consent: BoolArray,
-    room: BoolArray,
-    in_chat: BoolArray,
-    offered: BoolArray,
-    static_ok: BoolArray,
-    cost: NDArray[np.float64],
-    budget: float,
-    table: ActionTable,
-    columns: Any,
-) -> BoolArray:
-    """Elementwise eligibility; see the module docstring for the rules."""
-    channel = (table.onsite[columns] & ~away) | (table.email[columns] & away & consent)
-    ok = alive & room & channel & static_ok
-    ok &= ~(table.once[columns] & offered)
-    ok &= ~(table.agent[columns] & in_chat)
-    if np.isfinite(budget):
-        ok &= cost <= budget
-    return np.asarray(ok, dtype=bool)
 
 
 def within_capacity(wanting: BoolArray, free: int) -> BoolArray:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from envs import kernels
 from envs.catalogue import KINDS, ActionTable
 from envs.scenario import ConcessionKind, Scenario
 
@@ -88,28 +89,26 @@ class ShopperDraw:
         )
 
 
-_SEGMENT_PARAMS = (
-    "valuation",
-    "valuation_spread",
-    "hesitation",
-    "hesitation_spread",
-    "abandon_hazard",
-    "return_probability",
-    "return_decay",
-    "help_value",
-    "tolerance",
-    "retarget_lift",
-    "price_sensitivity",
-    "shipping_sensitivity",
-    "speed_sensitivity",
-    "gift_sensitivity",
-    "voucher_sensitivity",
-)
-_PRODUCT_PARAMS = ("price", "unit_cost", "shipping_fee", "shipping_cost")
+_SEGMENT_PARAMS = kernels.SEGMENT_SLOTS[:-1]  # the segment's own numbers; then its consent rate
+_PRODUCT_PARAMS = kernels.PRODUCT_SLOTS
+# what each kind of concession is worth to a shopper (a live agent acts on hesitation, in
+# logits, not on the price)
+_VALUE_RULE = {
+    ConcessionKind.PERCENT_DISCOUNT: kernels.PRICE_SHARE,
+    ConcessionKind.RETARGETING: kernels.PRICE_SHARE,
+    ConcessionKind.FIXED_DISCOUNT: kernels.PRICE_OFF,
+    ConcessionKind.FREE_SHIPPING: kernels.FEE_WAIVED,
+    ConcessionKind.EXPRESS_DELIVERY: kernels.SPEED,
+    ConcessionKind.FREE_GIFT: kernels.GIFT,
+    ConcessionKind.VOUCHER: kernels.VOUCHER,
+}
 
 
 class Population:
-    """The scenario's population and catalogue compiled to arrays, ready to draw shoppers."""
+    """The scenario's population and catalogue compiled to arrays, ready to draw shoppers.
+
+    ``trait_layout``: where :mod:`envs.kernels` finds each trait (``kernels.TRAIT_SLOTS``
+    order), the first part of the core's layout."""
 
     def __init__(self, scenario: Scenario, actions: ActionTable) -> None:
         self.scenario = scenario
@@ -127,80 +126,73 @@ class Population:
         self.extra_cost = (actions.purchase_cost + actions.voucher_liability + actions.send_cost)[
             :, None
         ]
+        cal = scenario.calibration
+        known = {
+            "existing_customer_share": cal.existing_customer_share,
+            "existing_customer_appeal": cal.existing_customer_appeal,
+            "new_shopper_appeal": cal.new_shopper_appeal,
+            "appeal_scale": scenario.funnel.appeal_scale,
+        }
+        self._draw_params = np.array([float(known[name]) for name in kernels.DRAW_PARAMS])
+        self._segments = np.array([self.seg[name] for name in kernels.SEGMENT_SLOTS])
+        self._products = np.array([self.prod[name] for name in kernels.PRODUCT_SLOTS])
+        self._rule = np.array(
+            [kernels.NO_VALUE]
+            + [_VALUE_RULE.get(KINDS[kind], kernels.NO_VALUE) for kind in actions.kind[1:]],
+            dtype=np.int64,
+        )
+        self.trait_layout = np.array([T[name] for name in kernels.TRAIT_SLOTS], dtype=np.int64)
 
-    def draw(self, rng: np.random.Generator, n: int) -> ShopperDraw:
-        """Draw ``n`` independent shoppers."""
-        scenario, cal = self.scenario, self.scenario.calibration
+    def draw(self, rng: np.random.Generator, n: int, out: ShopperDraw | None = None) -> ShopperDraw:
+        """Draw ``n`` independent shoppers: their random numbers from ``rng`` (five
+        uniforms, two normals and a Gamma(4, 1/4) each), the rest compiled
+        (:func:`envs.kernels.draw`). Arrays are shopper-major, as the core stores them;
+        ``out``, a draw of ``n`` shoppers no longer needed, is overwritten and returned."""
         u = rng.random((5, n))
         normals = rng.standard_normal((2, n))
         gamma = rng.gamma(4.0, 0.25, n)
-        seg = (u[0] > self.seg_cdf[:-1, None]).sum(axis=0)
-        prod = (u[1] > self.prod_cdf[:-1, None]).sum(axis=0)
-        sp = {k: v[seg] for k, v in self.seg.items()}
-        tr = np.empty((len(TRAITS), n))
-        tr[T["segment"]] = seg
-        tr[T["product"]] = prod
-        for name in _PRODUCT_PARAMS:
-            tr[T[name]] = self.prod[name][prod]
-        price, fee = tr[T["price"]], tr[T["shipping_fee"]]
-        existing = tr[T["existing"]] = u[2] < cal.existing_customer_share
-        tr[T["consent"]] = u[3] < sp["consent_rate"]
-        v = tr[T["valuation"]] = sp["valuation"] * np.exp(sp["valuation_spread"] * normals[0])
-        h = tr[T["hesitation"]] = sp["hesitation"] + sp["hesitation_spread"] * normals[1]
-        tr[T["hazard"]] = sp["abandon_hazard"]
-        tr[T["return_probability"]] = sp["return_probability"]
-        tr[T["return_decay"]] = sp["return_decay"]
-        help_value = tr[T["help_value"]] = sp["help_value"]
-        tr[T["tolerance"]] = sp["tolerance"] * gamma
-        tr[T["retarget_lift"]] = sp["retarget_lift"]
-        tr[T["wait_draw"]] = u[4]
-        scale = tr[T["surplus_scale"]] = 1.0 / (scenario.funnel.appeal_scale * price)
-        offset = np.where(existing, cal.existing_customer_appeal, cal.new_shopper_appeal)
-        base = (v - 1.0) * price - sp["shipping_sensitivity"] * fee
-        tr[T["base_appeal"]] = base * scale - h + offset
-        # visible signals: hesitant shoppers and novices linger and edit, low valuers compare
-        tr[T["dwell_base"]] = 0.8 * np.exp(0.3 * h + 0.4 * np.maximum(help_value, 0.0))
-        tr[T["edit_rate"]] = 0.05 + 0.15 / (1.0 + np.exp(-h))
-        tr[T["substitute_rate"]] = 0.3 / (1.0 + np.exp(np.clip((v - 1.0) * 10.0, -50.0, 50.0)))
-
-        perceived, discount = self._action_values(sp, price, fee)
-        expected = discount + self.extra_cost
-        margin_left = price + fee - tr[T["unit_cost"]] - tr[T["shipping_cost"]] - expected
-        static_ok = (price >= self.actions.min_cart[:, None]) & (
-            margin_left >= self.actions.margin_floor[:, None] * price
+        k = self.actions.n
+        draw = (
+            out
+            if out is not None and len(out) == n
+            else ShopperDraw(
+                np.empty((len(TRAITS), n), order="F"),
+                np.empty((k, n), order="F"),
+                np.empty((k, n), order="F"),
+                np.empty((k, n), order="F"),
+                np.empty((k, n), dtype=bool, order="F"),
+            )
         )
-        static_ok[0] = True
-        return ShopperDraw(tr, perceived, discount, expected, static_ok)
-
-    def _action_values(self, sp: dict[str, Array], price: Array, fee: Array) -> tuple[Array, Array]:
-        """Perceived value (EUR) and price given up (EUR) of each action, shape ``(k, n)``."""
-        actions = self.actions
-        perceived = np.zeros((actions.n, len(price)))
-        discount = np.zeros((actions.n, len(price)))
-        for a in range(1, actions.n):
-            kind = KINDS[actions.kind[a]]
-            m = actions.magnitude[a]
-            if kind in (ConcessionKind.PERCENT_DISCOUNT, ConcessionKind.RETARGETING):
-                discount[a] = m * price
-                perceived[a] = sp["price_sensitivity"] * discount[a]
-            elif kind is ConcessionKind.FIXED_DISCOUNT:
-                discount[a] = np.minimum(m, price)
-                perceived[a] = sp["price_sensitivity"] * discount[a]
-            elif kind is ConcessionKind.FREE_SHIPPING:
-                discount[a] = fee
-                perceived[a] = sp["shipping_sensitivity"] * fee
-            elif kind is ConcessionKind.EXPRESS_DELIVERY:
-                perceived[a] = sp["speed_sensitivity"] * price
-            elif kind is ConcessionKind.FREE_GIFT:
-                perceived[a] = sp["gift_sensitivity"] * m
-            elif kind is ConcessionKind.VOUCHER:
-                perceived[a] = sp["voucher_sensitivity"] * m
-            # a live agent acts on hesitation (help value, in logits), not on the price
-        return perceived, discount
+        kernels.draw(
+            u,
+            normals,
+            gamma,
+            self._segments,
+            self._products,
+            self.seg_cdf,
+            self.prod_cdf,
+            self._draw_params,
+            self._rule,
+            self.actions.magnitude,
+            self.extra_cost[:, 0],
+            self.actions.min_cart,
+            self.actions.margin_floor,
+            self.trait_layout,
+            draw.traits,
+            draw.perceived,
+            draw.discount,
+            draw.expected_cost,
+            draw.static_ok,
+        )
+        return draw
 
 
 class ShopperPool:
-    """Shoppers drawn ahead in chunks from one generator; ``take(k)`` hands out the next k."""
+    """Shoppers drawn ahead in chunks from one generator; ``take(k)`` hands out the next k.
+
+    What ``take`` returns is a view of the current chunk, valid until the next ``take``:
+    a new chunk is drawn into the old one's memory (fresh memory every chunk would cost
+    more in page faults than the draw itself)."""
 
     def __init__(
         self, population: Population, rng: np.random.Generator, chunk: int = 16384
@@ -213,7 +205,7 @@ class ShopperPool:
 
     def take(self, k: int) -> ShopperDraw:
         if self._draw is None or self._next + k > len(self._draw):
-            self._draw = self._population.draw(self._rng, max(k, self._chunk))
+            self._draw = self._population.draw(self._rng, max(k, self._chunk), self._draw)
             self._next = 0
         out = self._draw.rows(self._next, self._next + k)
         self._next += k

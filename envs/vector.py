@@ -68,7 +68,7 @@ class HesitantShopperVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.int64],
         rows = self.core.final_rows
         if len(rows):
             final = np.full(self.num_envs, None, dtype=object)
-            for row, last in zip(rows, self.core.final_obs, strict=True):
+            for row, last in zip(rows.tolist(), self.core.final_obs, strict=True):
                 final[row] = last
             mask = np.zeros(self.num_envs, dtype=bool)
             mask[rows] = True

@@ -9,7 +9,7 @@ Every import statement of every module of ``envs``, ``agents``, ``experiments`` 
   ``experiments/`` (``python -m experiments.<app>``), which nothing of ours imports;
 - no import cycle, between modules or between folders;
 - the serving runtime imports only the standard library, numpy and onnxruntime, and the
-  simulator only numpy and gymnasium (PyYAML to read scenario files).
+  simulator only numpy, gymnasium and numba (PyYAML to read scenario files).
 
 Each failure names the files.
 """
@@ -194,5 +194,6 @@ def test_the_runtime_needs_only_numpy_and_onnxruntime() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("envs")))
-def test_the_simulator_needs_only_numpy_and_gymnasium(name: str) -> None:
-    assert third_party(name) <= {"numpy", "gymnasium", "yaml"}, where(name)
+def test_the_simulator_needs_only_numpy_gymnasium_and_numba(name: str) -> None:
+    # numba compiles the dynamics (envs.kernels); yaml reads the scenario files
+    assert third_party(name) <= {"numpy", "gymnasium", "numba", "yaml"}, where(name)

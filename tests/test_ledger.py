@@ -1,4 +1,4 @@
-"""The merchant's accounting: the pure ledger functions, and orders booked end to end.
+"""The merchant's accounting: the ledger's signs, and orders booked end to end.
 
 The end-to-end cases run a ``sure`` shopper of the tiny market (see ``conftest.py``):
 browse -> cart -> delivery -> payment, one stage per step, and the order at step 3.
@@ -17,7 +17,6 @@ from envs import ledger
 from envs.core import EVENT_NAMES, NOTHING, PURCHASE, ShopperCore
 from envs.scenario import Scenario
 
-TERM = {name: i for i, name in enumerate(ledger.LEDGER_TERMS)}
 PURCHASE_STEP = 3
 
 
@@ -42,74 +41,6 @@ def test_ledger_terms_order_and_signs() -> None:
     )
     unit = np.eye(len(ledger.LEDGER_TERMS))
     np.testing.assert_array_equal(ledger.profit(unit), [1, -1, -1, -1, -1, -1, 1])
-
-
-def test_capped_discount_never_exceeds_list_total() -> None:
-    got = ledger.capped_discount(
-        np.array([10.0, 105.0, 200.0, 0.0]),
-        np.array([100.0, 100.0, 100.0, 100.0]),
-        np.array([5.0, 5.0, 5.0, 5.0]),
-    )
-    np.testing.assert_allclose(got, [10.0, 105.0, 105.0, 0.0])
-
-
-def test_book_purchase_hand_case() -> None:
-    # price 100, fee 5, cost 60, carrier 6, 10 EUR off, a gift costing 4, a 10 EUR
-    # voucher redeemed 35% of the time:
-    # profit = 105 - 60 - 6 - (10 + 4) - 3.5 = 21.5
-    terms = np.zeros((len(ledger.LEDGER_TERMS), 1))
-    ledger.book_purchase(
-        terms,
-        np.array([True]),
-        price=np.array([100.0]),
-        shipping_fee=np.array([5.0]),
-        unit_cost=np.array([60.0]),
-        shipping_cost=np.array([6.0]),
-        price_discounts=np.array([10.0]),
-        other_concession_costs=np.array([4.0]),
-        voucher_liability=np.array([10.0 * 0.35]),
-        retained_value=0.0,
-    )
-    expected = _terms(
-        revenue=105.0,
-        cost_of_goods=60.0,
-        shipping=6.0,
-        concession_cost=14.0,
-        voucher_liability=3.5,
-    )
-    np.testing.assert_allclose(terms[:, 0], list(expected.values()))
-    assert ledger.profit(terms)[0] == pytest.approx(21.5)
-    assert ledger.cash_paid(terms, np.array([10.0]))[0] == pytest.approx(95.0)
-
-
-def test_book_purchase_batch_caps_only_buyers_and_accumulates() -> None:
-    # three shoppers: an ordinary order, an order whose discounts exceed the list total
-    # (capped at 50 + 0), and a shopper who did not buy; the terms already booked this
-    # step (an agent session of 3.5 on the third) are kept: booking adds in place.
-    terms = np.zeros((len(ledger.LEDGER_TERMS), 3))
-    terms[TERM["agent_cost"], 2] = 3.5
-    ledger.book_purchase(
-        terms,
-        np.array([True, True, False]),
-        price=np.array([100.0, 50.0, 80.0]),
-        shipping_fee=np.array([5.0, 0.0, 5.0]),
-        unit_cost=np.array([60.0, 20.0, 40.0]),
-        shipping_cost=np.array([6.0, 4.0, 5.0]),
-        price_discounts=np.array([10.0, 80.0, 10.0]),
-        other_concession_costs=np.array([4.0, 1.0, 4.0]),
-        voucher_liability=np.array([3.5, 0.0, 3.5]),
-        retained_value=2.0,
-    )
-    want = np.array(
-        [
-            # revenue, goods, shipping, concession, voucher, agent, future
-            [105.0, 60.0, 6.0, 14.0, 3.5, 0.0, 2.0],
-            [50.0, 20.0, 4.0, 51.0, 0.0, 0.0, 2.0],
-            [0.0, 0.0, 0.0, 0.0, 0.0, 3.5, 0.0],
-        ]
-    ).T
-    np.testing.assert_allclose(terms, want)
-    np.testing.assert_allclose(ledger.profit(terms), [23.5, -23.0, -3.5])
 
 
 def test_profit_is_linear_in_the_terms() -> None:

@@ -26,7 +26,9 @@ case on ``N`` independent data sets, seeds ``--seed`` to ``--seed + N - 1``, and
 per parameter how often its 95% interval holds the truth, the mean error of the fitted
 value, and the root mean square of the error over the interval's half-width / 1.96 (about
 1 when an interval is as wide as the fit's scatter across data sets; above 1, too narrow).
-Split a long run into parts by ``--seed`` and read them together.
+Split a long run into parts by ``--seed`` and read them together. ``--preset`` fits other
+parameters than each case's own preset: ``--coverage 1 --cases sensitivities --preset
+appeal,sensitivities,shares`` times one 12-parameter fit.
 
 It prints a table and, as its very last line, one JSON object with the figures.
 """
@@ -131,6 +133,7 @@ def recover_case(
     """The recovery of case ``name`` on the data of ``seed``, sized by ``args``: data
     logged by ``never`` with epsilon exploration, and ``policies`` compared on the fit."""
     changes, preset = CASES[name]
+    preset = getattr(args, "preset", None) or preset
     return recover(
         start,
         changes,
@@ -327,7 +330,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="only the fits, on N data sets (seeds --seed on): how often intervals hold the truth",
     )
+    parser.add_argument(
+        "--preset",
+        default=None,
+        help="fit these parameters instead of each case's preset, e.g. "
+        "appeal,sensitivities,shares (12 parameters on default)",
+    )
     args = parser.parse_args(argv)
+    if args.preset:
+        try:
+            resolve(args.preset, load_scenario("default"))
+        except (KeyError, ValueError) as exc:
+            parser.error(f"--preset {args.preset!r}: {exc}")
     if args.forecast_scenarios < 2:
         parser.error("--forecast-scenarios must be at least 2 (the fit's spread needs two)")
     if args.coverage < 0:
