@@ -337,7 +337,7 @@ def _trace(
             break
         obs, reward, _, _ = core.step(plan.decide(core, obs, None))
         profit += reward
-        spend += core.spend.sum(axis=0)
+        spend += core.spent
         started = is_agent[core.applied] & (agent_step < 0)
         agent_step[started] = step
     return Trace(profit, spend, agent_step)

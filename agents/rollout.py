@@ -130,8 +130,9 @@ def _run_cohort(
     segment = core.traits[T["segment"]].astype(np.int64)
     consent = core.consent.copy()
     existing = core.traits[T["existing"]] > 0.5
-    terms = np.zeros((len(LEDGER_TERMS), n))
-    spend = np.zeros((k, n))
+    # sums of the core's step arrays, laid out as the core lays them out (shopper-major)
+    terms = np.zeros_like(core.terms)
+    spend = np.zeros_like(core.spend)
     offered = np.zeros((k, n), dtype=np.int64)
     harassed = np.zeros(n, dtype=bool)
     opted_out = np.zeros(n, dtype=bool)

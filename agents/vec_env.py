@@ -75,7 +75,7 @@ class ShopperVecEnv(VecEnv):
         self._seeds = [seed] * num_envs
         self._actions = np.zeros(num_envs, dtype=np.int64)
         self._blank: list[dict[str, Any]] = [{} for _ in range(num_envs)]
-        self._returns = np.zeros((len(LEDGER_TERMS), num_envs))
+        self._returns = np.zeros_like(self.core.terms)
 
     def reset(self) -> NDArray[np.float32]:
         seed = self._seeds[0]
@@ -94,7 +94,7 @@ class ShopperVecEnv(VecEnv):
         core = self.core
         obs, reward, terminated, truncated = core.step(self._actions)
         if self.capped:
-            spend = core.spend.sum(axis=0)
+            spend = core.spent
             self.budget_spent += float(spend.sum())
             self.budget_allowance += self._budget_per_shopper * len(core.final_rows)
             if self.budget_shadow_price:

@@ -124,6 +124,8 @@ class ShopperCore:
     Per-shopper arrays have shape ``(n,)``; per-action arrays ``(n_actions, n)``. The
     state arrays (``alive``, ``t``, ``annoyance``, ``offered``...) are views of the packed
     arrays the kernels step: read them, or write them in place, but do not rebind them.
+    ``terms``, ``spend`` and ``spent`` are written in place at every step (copy what you
+    keep); ``obs``, ``reward`` and the other outputs of a step are new arrays.
 
     Args:
         scenario: the market to simulate.
@@ -159,6 +161,8 @@ class ShopperCore:
         self.arrival = (np.arange(n) * stagger) // n
         self.clock = 0
         self._waiting = np.zeros(n, dtype=bool)
+        self._in_journey = 0  # rows in a journey now, kept by reset, arrivals and steps
+        self._to_arrive = 0  # rows whose shopper has yet to arrive
         self.chunk = chunk
         self.actions = compile_actions(scenario)
         self.population = Population(scenario, self.actions)
@@ -226,6 +230,7 @@ class ShopperCore:
         self.truncated = np.zeros(n, dtype=bool)
         self.terms = np.zeros((len(ledger.LEDGER_TERMS), n), order="F")
         self.spend = np.zeros((k, n), order="F")
+        self.spent = np.zeros(n)  # each shopper's spend this step, summed over the actions
         self.event = np.zeros(n, dtype=np.int8)
         self.ineligible = np.zeros(n, dtype=bool)
         self.applied = np.zeros(n, dtype=np.int64)
@@ -272,14 +277,17 @@ class ShopperCore:
             self.ended_shoppers = 0
         self.clock = 0
         self.obs = np.zeros((self.n, len(self.schema)), dtype=np.float32)
+        self._in_journey = 0
         self._start(self._rows, self.arrival == 0)
         self._waiting = self.arrival > 0
+        self._to_arrive = int(np.count_nonzero(self._waiting))
         self.event = np.zeros(self.n, dtype=np.int8)
         self.ineligible = np.zeros(self.n, dtype=bool)
         self.opted_out = np.zeros(self.n, dtype=bool)
         self.applied = np.zeros(self.n, dtype=np.int64)
         self.terms.fill(0.0)
         self.spend.fill(0.0)
+        self.spent.fill(0.0)
         self.reward = np.zeros(self.n)
         self.final_rows = np.zeros(0, dtype=np.int64)
         return self.obs
@@ -312,6 +320,7 @@ class ShopperCore:
     def _arrive(self, rows: IntArray) -> None:
         """Shoppers enter the shop: they may wait for deals, and fund the campaign budget."""
         self.alive[rows] = True
+        self._in_journey += len(rows)
         wait_draw = self.traits[T["wait_draw"], rows]
         self.waits[rows] = wait_draw < self.scenario.strategic.strength * self.memory
         if self._budget_rate is not None:
@@ -370,7 +379,7 @@ class ShopperCore:
     @property
     def running(self) -> bool:
         """Some journey is under way or some shopper has yet to arrive."""
-        return bool(self.alive.any() or self._waiting.any())
+        return self._in_journey > 0 or self._to_arrive > 0
 
     def free_agents(self) -> int:
         """Live agents not in a chat now."""
@@ -409,6 +418,7 @@ class ShopperCore:
             self.agent_capacity,
             self.terms,
             self.spend,
+            self.spent,
             outcomes,
             applied,
             event,
@@ -423,10 +433,13 @@ class ShopperCore:
         self.final_rows = self.final_rows[:0]
         self.final_obs = self.final_obs[:0]
         self.clock += 1
-        if self.stagger and self._waiting.any():
+        self._in_journey -= ended
+        if self._to_arrive:
             arriving = self._waiting & (self.arrival <= self.clock)
             self._waiting &= ~arriving
-            self._arrive(np.flatnonzero(arriving))
+            rows = np.flatnonzero(arriving)
+            self._to_arrive -= len(rows)
+            self._arrive(rows)
         if ended:
             self._end_journeys(ended, rewarded, terminated | truncated)
         return self.obs, self.reward, terminated, truncated

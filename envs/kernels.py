@@ -451,6 +451,12 @@ def masks(out, wanting, ints, flags, values, action_flags, table, params, budget
     queued = 0
     for i in range(out.shape[0]):
         in_journey = flags[_ALIVE, i]
+        if not in_journey:  # out of a journey: wait only
+            out[i, 0] = True
+            for c in range(1, out.shape[1]):
+                out[i, c] = False
+            wanting[i] = False
+            continue
         room = ints[_INTERRUPTIONS, i] < max_offers
         away = flags[_AWAY, i]
         consent = flags[_CONSENT, i]
@@ -503,6 +509,7 @@ def step(
     capacity,
     terms,
     spend,
+    spent_rows,
     outcomes,
     applied,
     event,
@@ -513,7 +520,8 @@ def step(
     ``rows`` all the rows (``arange(n)``), ``a`` the actions sent, ``u`` (4, n) the step's
     uniforms; ``budget`` what is left of
     the campaign budget (inf: none) and ``capacity`` the live agents. Writes the ledger
-    ``terms`` and ``spend`` of the step, ``outcomes`` (see :data:`OUTCOMES`), the action
+    ``terms`` and ``spend`` of the step (and ``spent_rows``, each shopper's spend summed
+    over the actions), ``outcomes`` (see :data:`OUTCOMES`), the action
     ``applied``, the ``event`` and the observation ``obs`` of every shopper.
 
     The actions must be in range (:func:`out_of_range`). Returns ``(ended, rewarded,
@@ -567,6 +575,28 @@ def step(
     for i in range(n):
         t = ints[_T, i]
         sent = a[i]
+        for term in range(terms.shape[0]):
+            terms[term, i] = 0.0
+        for d in range(k):
+            spend[d, i] = 0.0
+        if not flags[_ALIVE, i]:
+            # out of a journey (not arrived yet, or ended): the action is played as wait
+            # and nothing else moves; the writes below are those of the full step for
+            # such a row, without the work that cannot change it
+            outcomes[_INELIGIBLE, i] = sent != 0
+            outcomes[_OPTED_OUT, i] = False
+            outcomes[_TERMINATED, i] = False
+            outcomes[_TRUNCATED, i] = False
+            applied[i] = 0
+            event[i] = NOTHING
+            expires[0, i] = t + np.int64(table[_EXPIRY, 0])
+            floats[_ANNOYANCE, i] += table[_ANNOY, 0]
+            floats[_DWELL, i] = 0.0
+            terms[term_concession, i] = table[_SEND_COST, 0]
+            spend[0, i] = table[_SEND_COST, 0]
+            spent_rows[i] = spend[0, i]
+            spent += spent_rows[i]
+            continue
         # 1. the merchant's move
         alive = flags[_ALIVE, i]
         room = ints[_INTERRUPTIONS, i] < max_offers
@@ -631,10 +661,6 @@ def step(
             ints[_AGENT_UNTIL, i] = t + np.int64(session)
         else:
             floats[_ANNOYANCE, i] += table[_ANNOY, c]
-        for term in range(terms.shape[0]):
-            terms[term, i] = 0.0
-        for d in range(k):
-            spend[d, i] = 0.0
         terms[term_agent_cost, i] = table[_SEND_COST, c] if is_agent else 0.0
         terms[term_concession, i] = 0.0 if is_agent else table[_SEND_COST, c]
         spend[c, i] = table[_SEND_COST, c]
@@ -718,8 +744,11 @@ def step(
             terms[term_concession, i] += min(discounts, price + fee) + other
             terms[term_liability, i] += liability
             terms[term_future, i] += retained_fv
+        row_spent = 0.0
         for d in range(k):
-            spent += spend[d, i]
+            row_spent += spend[d, i]
+        spent_rows[i] = row_spent
+        spent += row_spent
         if harass and annoyed_fv != 0.0:
             terms[term_future, i] -= annoyed_fv
         if harass:

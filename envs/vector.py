@@ -81,7 +81,8 @@ class HesitantShopperVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.int64],
 
     def _info(self) -> dict[str, Any]:
         core = self.core
-        info: dict[str, Any] = {name: core.terms[i].copy() for i, name in enumerate(LEDGER_TERMS)}
+        terms = core.terms.copy()  # one copy; each term a row of it
+        info: dict[str, Any] = dict(zip(LEDGER_TERMS, terms, strict=True))
         info["profit"] = core.reward.copy()
         info["event"] = core.event.copy()
         info["ineligible_action"] = core.ineligible.copy()

@@ -47,11 +47,21 @@ def test_coverage_run_on_tiny_data(capsys: pytest.CaptureFixture[str]) -> None:
     assert "coverage of 'shares' over 2 data sets (seeds 5, 6)" in out
 
 
+def test_a_preset_replaces_the_cases_own(capsys: pytest.CaptureFixture[str]) -> None:
+    tiny = ["--shoppers", "3000", "--sessions", "1500", "--logged", "1500"]
+    argv = ["--coverage", "1", "--cases", "shares", "--preset", "appeal", *tiny]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    fitted = set(result["coverage"]["shares"]["seeds"]["2024"])
+    assert fitted and all(name.startswith("calibration.") for name in fitted), fitted
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--coverage", "-1"], "--coverage must be 0 or more"),
         (["--coverage", "2", "--train-steps", "1000"], "drop --train-steps"),
+        (["--coverage", "1", "--preset", "appeal,no_such_parameter"], "--preset"),
     ],
 )
 def test_bad_coverage_arguments_are_refused(

@@ -18,37 +18,22 @@ import pytest
 from reference_core import ReferenceCore, reference_draw
 
 from envs import ShopperCore, kernels
+from envs.compile import main as compile_main
 from envs.scenario import Scenario
 from envs.shoppers import TRAITS
 
+# every state array, by the names the core gives its views of the packed state
 STATE = (
-    "alive",
-    "away",
-    "exit_intent",
-    "harassed",
-    "consent",
-    "waits",
-    "hesitation_rewarded",
-    "t",
-    "visit",
-    "stage",
-    "steps_at_stage",
-    "interruptions",
-    "edits",
-    "substitutes",
-    "agent_until",
-    "offer_until",
-    "offered",
+    *kernels.FLAGS,
+    *kernels.INTS,
+    *kernels.ACTION_FLAGS,
     "expires",
     "event",
     "applied",
-    "ineligible",
-    "opted_out",
-    "terminated",
-    "truncated",
+    *kernels.OUTCOMES,
     "final_rows",
 )
-FLOAT_STATE = ("annoyance", "intent_appeal", "return_chance", "dwell", "traits", "terms", "spend")
+FLOAT_STATE = (*kernels.FLOATS, *kernels.VALUES, "traits", "terms", "spend")
 
 
 def _agree(core: ShopperCore, ref: ReferenceCore, where: str) -> None:
@@ -65,6 +50,9 @@ def _agree(core: ShopperCore, ref: ReferenceCore, where: str) -> None:
     np.testing.assert_allclose(core.obs, ref.obs, rtol=1e-6, err_msg=f"obs {where}")
     np.testing.assert_allclose(core.final_obs, ref.final_obs, rtol=1e-6, err_msg=where)
     np.testing.assert_allclose(core.reward, ref.reward, rtol=1e-12, atol=1e-9, err_msg=where)
+    np.testing.assert_allclose(
+        core.spent, ref.spend.sum(axis=0), rtol=1e-12, atol=1e-9, err_msg=where
+    )
     np.testing.assert_array_equal(core.action_masks(), ref.action_masks(), f"masks {where}")
     np.testing.assert_array_equal(core.budget_withheld(), ref.budget_withheld(), where)
     np.testing.assert_array_equal(core.wants_agent(), ref.wants_agent(), where)
@@ -141,3 +129,11 @@ def test_the_compiled_draw_is_the_numpy_draw(scenario_by_name: Callable, name: s
 def test_the_kernels_read_every_trait() -> None:
     # the draw writes the rows of TRAIT_SLOTS only: a trait missing there would be garbage
     assert sorted(kernels.TRAIT_SLOTS) == sorted(TRAITS)
+
+
+def test_the_compile_command_reports_its_time(capsys: pytest.CaptureFixture[str]) -> None:
+    assert compile_main() == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("simulator kernels ready in ") and printed.rstrip().endswith(
+        "s (numba's cache on disk)"
+    )
