@@ -168,7 +168,8 @@ def _run_cohort(
         busy += np.count_nonzero(core.agent_until > core.t) / capacity
     offered[0] = 0
     part = {
-        "profit": profit(terms),
+        # term-major, so that the ledger's product sums the terms in one fixed order
+        "profit": profit(np.ascontiguousarray(terms)),
         "terms": terms,
         "spend": spend,
         "offered": offered,
