@@ -1,4 +1,4 @@
-"""The compiled dynamics: one step, the start of new journeys, the observation, the masks.
+"""The compiled dynamics: the step, new shoppers and journeys, the observation, the masks.
 
 These numba kernels *are* the simulator's dynamics (the spec is :mod:`envs.core`'s
 docstring); :class:`envs.core.ShopperCore` holds the arrays and calls them. Each kernel is
@@ -19,8 +19,10 @@ reach the kernels as arrays built by the core (``layout``, ``table``, ``params``
 globals: numba's on-disk cache is keyed by this file alone, so a global read from another
 module could outlive a change there.
 
-Randomness: the kernels draw nothing. The core draws the step's uniforms ``u`` (4, n) and
-the shoppers from its generator, as before, so the streams are numpy's.
+Randomness: the kernels draw nothing. The core draws the step's uniforms ``u`` (4, n), and
+:class:`envs.shoppers.Population` the shoppers' uniforms, normals and gammas, from the
+generator passed in, in the order they always were drawn: the streams are numpy's, and the
+kernels turn them into shoppers (:func:`draw`) and journeys (:func:`step`).
 """
 
 from __future__ import annotations
