@@ -162,7 +162,6 @@ class ShopperCore:
         self.clock = 0
         self._waiting = np.zeros(n, dtype=bool)
         self._in_journey = 0  # rows in a journey now, kept by reset, arrivals and steps
-        self._to_arrive = 0  # rows whose shopper has yet to arrive
         self.chunk = chunk
         self.actions = compile_actions(scenario)
         self.population = Population(scenario, self.actions)
@@ -280,7 +279,6 @@ class ShopperCore:
         self._in_journey = 0
         self._start(self._rows, self.arrival == 0)
         self._waiting = self.arrival > 0
-        self._to_arrive = int(np.count_nonzero(self._waiting))
         self.event = np.zeros(self.n, dtype=np.int8)
         self.ineligible = np.zeros(self.n, dtype=bool)
         self.opted_out = np.zeros(self.n, dtype=bool)
@@ -379,7 +377,7 @@ class ShopperCore:
     @property
     def running(self) -> bool:
         """Some journey is under way or some shopper has yet to arrive."""
-        return self._in_journey > 0 or self._to_arrive > 0
+        return self._in_journey > 0 or bool(self._waiting.any())
 
     def free_agents(self) -> int:
         """Live agents not in a chat now."""
@@ -434,12 +432,10 @@ class ShopperCore:
         self.final_obs = self.final_obs[:0]
         self.clock += 1
         self._in_journey -= ended
-        if self._to_arrive:
+        if self.stagger and self._waiting.any():
             arriving = self._waiting & (self.arrival <= self.clock)
             self._waiting &= ~arriving
-            rows = np.flatnonzero(arriving)
-            self._to_arrive -= len(rows)
-            self._arrive(rows)
+            self._arrive(np.flatnonzero(arriving))
         if ended:
             self._end_journeys(ended, rewarded, terminated | truncated)
         return self.obs, self.reward, terminated, truncated

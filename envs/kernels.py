@@ -417,7 +417,7 @@ def start(
     """New shoppers, drawn in ``draw_*`` (their column j), start their journeys in
     ``rows[j]``; the row is in a journey if ``arriving[j]``, else waits to arrive."""
     trait_return_prob = layout[_RETURN_PROB]
-    trait_consent_trait = layout[_CONSENT_TRAIT]
+    trait_consent = layout[_CONSENT_TRAIT]
     for j in range(rows.shape[0]):
         i = rows[j]
         for r in range(traits.shape[0]):
@@ -441,7 +441,7 @@ def start(
         flags[_EXIT_INTENT, i] = False
         flags[_HARASSED, i] = False
         flags[_REWARDED, i] = False
-        flags[_CONSENT, i] = draw_traits[trait_consent_trait, j] > 0.5
+        flags[_CONSENT, i] = draw_traits[trait_consent, j] > 0.5
 
 
 @njit(cache=True, error_model="numpy")
