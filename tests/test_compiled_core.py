@@ -11,6 +11,7 @@ compiled loop sums in its own order); everything discrete must be equal.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -19,7 +20,7 @@ from reference_core import ReferenceCore, reference_draw
 
 from envs import ShopperCore, kernels
 from envs.compile import main as compile_main
-from envs.scenario import Scenario
+from envs.scenario import FutureValue, Product, Scenario, Segment, Strategic
 from envs.shoppers import TRAITS
 
 # every state array, by the names the core gives its views of the packed state
@@ -89,6 +90,72 @@ def test_batched_with_autoreset(shipped_name: str, scenario_by_name: Callable, s
 
 def test_stress_market_with_autoreset(stress_scenario: Scenario) -> None:
     _play(stress_scenario, 96, 3, 80)
+
+
+def _unseen_shop(base: Scenario, seed: int) -> Scenario:
+    """A shop unlike the shipped ones: 1-6 segments and 1-5 products drawn at random,
+    other horizon, caps, consent, desk, budget, learning and future value."""
+    r = np.random.default_rng(seed)
+
+    def u(low: float, high: float) -> float:
+        return float(r.uniform(low, high))
+
+    segments = tuple(
+        Segment(
+            name=f"segment_{j}",
+            share=u(0.2, 2.0),
+            valuation=u(0.6, 2.0),
+            valuation_spread=u(0.0, 0.6),
+            hesitation=u(-2.0, 3.0),
+            hesitation_spread=u(0.0, 1.5),
+            abandon_hazard=u(0.01, 0.3),
+            return_probability=u(0.0, 0.9),
+            return_decay=u(0.2, 1.0),
+            price_sensitivity=u(0.0, 3.0),
+            shipping_sensitivity=u(0.0, 3.0),
+            speed_sensitivity=u(0.0, 0.5),
+            gift_sensitivity=u(0.0, 2.0),
+            voucher_sensitivity=u(0.0, 2.0),
+            help_value=u(-2.0, 2.0),
+            tolerance=u(0.3, 6.0),
+            retarget_lift=u(0.0, 0.5),
+            consent_rate=u(0.0, 1.0) if r.random() < 0.5 else None,
+        )
+        for j in range(int(r.integers(1, 7)))
+    )
+    prices = [u(5.0, 900.0) for _ in range(int(r.integers(1, 6)))]
+    products = tuple(
+        Product(
+            name=f"product_{j}",
+            price=price,
+            unit_cost=u(0.0, 0.9) * price,
+            shipping_fee=u(0.0, 15.0),
+            shipping_cost=u(0.0, 15.0),
+            weight=u(0.1, 5.0),
+        )
+        for j, price in enumerate(prices)
+    )
+    return base.replace(
+        name=f"unseen_{seed}",
+        segments=segments,
+        products=products,
+        horizon=int(r.integers(12, 80)),
+        max_visits=int(r.integers(1, 8)),
+        max_offers_per_shopper=int(r.integers(1, 5)),
+        consent_rate=u(0.0, 1.0),
+        campaign_budget_per_1000=u(50.0, 3000.0) if r.random() < 0.6 else None,
+        live_agents=dataclasses.replace(base.live_agents, capacity_per_1000=u(1.0, 60.0)),
+        strategic=Strategic(strength=u(0.0, 1.0), memory_rate=0.05, initial_memory=u(0.0, 1.0)),
+        funnel=dataclasses.replace(base.funnel, buy_bias=u(-1.0, 1.0), advance_bias=u(-1.0, 1.0)),
+        future_value=FutureValue(retained_customer=u(0.0, 20.0), annoyed_customer=u(0.0, 20.0)),
+    )
+
+
+@pytest.mark.parametrize("seed", [100, 102, 103])
+def test_shops_unlike_the_shipped_ones(scenario_by_name: Callable, seed: int) -> None:
+    shop = _unseen_shop(scenario_by_name("default"), seed)
+    _play(shop, 120, seed, shop.horizon + 8)
+    _play(shop, 120, seed, shop.horizon + 8, autoreset=False, stagger=9)
 
 
 @pytest.mark.parametrize("name", ["default", "black_friday", "stress"])
