@@ -114,13 +114,7 @@ def general(args: argparse.Namespace) -> int:
     write_report(page, result, sources, forecasts)
     print(f"fitted {len(params)} parameter(s) of {start.name} in {result.seconds:.0f} s:")
     for p in result.params:
-        unit = "x" if p.factor else ""
-        state = (
-            f"{unit}{p.value:.4g} [{p.low:.4g}, {p.high:.4g}]"
-            if p.identified
-            else f"not identified, left at {unit}{p.start:.4g}"
-        )
-        print(f"  {p.name:<44} {state}")
+        print(f"  {p.name:<44} {p.text()}")
         if p.reason:
             print(f"  {'':<44} ({p.reason})")
     s = result.summary()
@@ -130,6 +124,8 @@ def general(args: argparse.Namespace) -> int:
                 f"  {part.replace('_', ' ')}: {s[part]['within_95']:.0%} of "
                 f"{s[part]['targets']} targets within 95% (start {s[part]['within_95_start']:.0%})"
             )
+    for line in result.verdict.lines():
+        print(line)
     if forecasts:
         print(
             f"  profit per 1,000 shoppers on the fitted scenario, 95% forecast (the fit's "

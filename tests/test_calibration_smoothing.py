@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from experiments.calibration.fitting import LeastSquares
+from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter
 from experiments.calibration.smoothing import DESIGN_POINTS, regression, smoothed_fit
 
@@ -46,7 +47,8 @@ def test_the_smoothed_fit_finds_the_trend_minimum_past_the_dips(seed: int) -> No
     dip = nearby[int(np.argmin(costs))]
     assert min(costs) < float(np.mean(costs)) - 10.0
     start = LeastSquares(dip, residuals(dip), np.zeros((40, 2)), 10, "scipy stopped")
-    fit = smoothed_fit(params, residuals, start, np.random.default_rng(seed))
+    fit, settled = smoothed_fit(params, Evaluator(residuals), start, np.random.default_rng(seed))
+    assert settled
     assert np.abs(fit.x - smooth_min).max() < 0.1
     # the regression's slope is nearer the trend's than forward differences at the dip
     f0 = residuals(dip)
@@ -61,9 +63,9 @@ def test_the_smoothed_fit_stays_within_the_bounds() -> None:
     params = [_param("a", low=0.5, high=2.0), _param("b", low=-5.0, high=5.0)]
     start = np.array([1.0, 0.0])
     assert smooth_min[0] < 0.5  # the trend's minimum lies beyond the lower bound
-    fit = smoothed_fit(
+    fit, _ = smoothed_fit(
         params,
-        residuals,
+        Evaluator(residuals),
         LeastSquares(start, residuals(start), np.zeros((40, 2)), 0, ""),
         np.random.default_rng(0),
     )
@@ -85,6 +87,6 @@ def test_the_smoothed_fit_is_reproducible_from_its_generator() -> None:
     _, smooth_min, residuals = _rough_problem(5)
     params = [_param("a"), _param("b")]
     start = LeastSquares(smooth_min + 0.3, residuals(smooth_min + 0.3), np.zeros((40, 2)), 0, "")
-    one = smoothed_fit(params, residuals, start, np.random.default_rng(8))
-    two = smoothed_fit(params, residuals, start, np.random.default_rng(8))
+    one, _ = smoothed_fit(params, Evaluator(residuals), start, np.random.default_rng(8))
+    two, _ = smoothed_fit(params, Evaluator(residuals), start, np.random.default_rng(8))
     np.testing.assert_array_equal(one.x, two.x)

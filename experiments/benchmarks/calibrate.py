@@ -48,6 +48,8 @@ from agents.policy import Policy
 from agents.registry import build_policy
 from envs.scenario import Calibration, Scenario
 from envs.scenario_files import load_scenario
+from experiments.benchmarks.fit_policies import print_policies, trained_agent
+from experiments.benchmarks.zoo import bench_zoo, print_totals
 from experiments.calibration.fit import DATA
 from experiments.calibration.fitting import ShopData
 from experiments.calibration.forecast import FORECAST_SCENARIOS
@@ -55,6 +57,8 @@ from experiments.calibration.parameters import resolve
 from experiments.calibration.pipeline import CalibrationResult, calibrate
 from experiments.calibration.recovery import EVAL_SEED_OFFSET, compare_policies, recover, truth
 from experiments.calibration.sessions import online_shoppers_sessions
+
+ZOO_TRAIN_STEPS = 500_000
 
 CASES: dict[str, tuple[dict[str, float], str]] = {
     "sensitivities": (
@@ -101,28 +105,6 @@ def default_refit(n_shoppers: int, seed: int) -> dict[str, Any]:
     }
 
 
-def trained_agent(scenario: Scenario, steps: int, seed: int) -> Policy:
-    """MaskablePPO (the project's hyper-parameters) trained on ``scenario`` for ``steps``."""
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
-
-    from agents.learned import LearnedPolicy
-    from agents.vec_env import ShopperVecEnv
-    from experiments.benchmarks.train import _agent_hparams
-
-    kwargs, n_envs = _agent_hparams()
-    env = VecNormalize(
-        VecMonitor(ShopperVecEnv(scenario, n_envs, seed=seed)),
-        norm_obs=False,
-        norm_reward=True,
-        gamma=0.99,
-        clip_reward=50.0,
-    )
-    model = MaskablePPO(env=env, seed=seed, device="cpu", **kwargs)
-    model.learn(total_timesteps=steps)
-    return LearnedPolicy(model, name="trained_agent")
-
-
 def recover_case(
     args: argparse.Namespace,
     start: Scenario,
@@ -148,6 +130,7 @@ def recover_case(
         policies=policies,
         n_eval=args.eval_shoppers,
         forecast_scenarios=args.forecast_scenarios,
+        workers=getattr(args, "workers", 1),
     )
 
 
@@ -265,45 +248,6 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"total {result['seconds']} s")
 
 
-def print_policies(pol: dict[str, Any]) -> None:
-    """Per policy: the true profit, the fitted one with its forecast interval, both checks;
-    then the rankings."""
-    k = next(iter(pol["forecast"].values()))["replicates"]["n"]
-    print(
-        f"  profit per 1,000 shoppers; forecast = the fitted scenario's with the fit's "
-        f"uncertainty ({k} replicate scenarios) and the simulation's noise:"
-    )
-    for n in pol["ranking_true"]:
-        t, f = pol["profit_per_1000"]["true"][n], pol["forecast"][n]
-        print(
-            f"  {n:<24} true €{t['estimate']:,.0f} [{t['low']:,.0f}, {t['high']:,.0f}]"
-            f"  fitted €{f['estimate']:,.0f} forecast [{f['low']:,.0f}, {f['high']:,.0f}]"
-            f" (noise only [{f['noise']['low']:,.0f}, {f['noise']['high']:,.0f}])"
-            f"  truth {'inside' if pol['true_within_forecast'][n] else 'OUTSIDE'} the forecast;"
-            f" fitted {'inside' if pol['fitted_within_true_interval'][n] else 'outside'}"
-            " the true interval"
-        )
-    total = len(pol["true_within_forecast"])
-    print(
-        f"  truth inside the forecast: {pol['matched']} of {total} (inside the replicates' "
-        f"spread alone: {pol['within_replicates']} of {total}); fitted inside the true "
-        f"interval (noise only): {pol['within_true_interval']} of {total}"
-    )
-    print(
-        f"  ranking true {', '.join(pol['ranking_true'])}; fitted "
-        f"{', '.join(pol['ranking_fitted'])}; same: {pol['same_ranking']}"
-    )
-    pairs = pol["separated_true"]
-    flipped = "".join(
-        f"; out of order: {a} above {b} on the truth, not on the fit"
-        for a, b in pol["separated_flipped"]
-    )
-    print(
-        f"  pairs the true scenario tells apart: {len(pairs)}; all in the same order on the "
-        f"fitted: {pol['separated_same_order']}{flipped}"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.bench calibrate", description=__doc__.splitlines()[0]
@@ -330,6 +274,23 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="only the fits, on N data sets (seeds --seed on): how often intervals hold the truth",
     )
+    zoo = parser.add_argument_group("a zoo of unseen shops (experiments.benchmarks.zoo)")
+    zoo.add_argument("--zoo", type=int, default=0, metavar="N", help="fit N random shops")
+    zoo.add_argument("--zoo-seed", type=int, default=0, help="the seed that draws the shops")
+    zoo.add_argument(
+        "--zoo-first", type=int, default=0, help="skip the first shops (split a long run)"
+    )
+    zoo.add_argument("--zoo-preset", default="wide", help="the parameters fitted to each shop")
+    zoo.add_argument(
+        "--zoo-train-steps",
+        type=int,
+        default=ZOO_TRAIN_STEPS,
+        help="MaskablePPO steps on the fit and on the truth (0: no agents)",
+    )
+    parser.add_argument("--replicates", type=int, default=200, help="bootstrap replicates")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes simulating a fit's candidates"
+    )
     parser.add_argument(
         "--preset",
         default=None,
@@ -348,7 +309,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--coverage must be 0 or more, got {args.coverage}")
     if args.coverage and args.train_steps > 0:
         parser.error("--coverage runs the fits alone: no agent is trained, drop --train-steps")
-    if args.coverage:
+    if args.zoo < 0 or not 0 <= args.zoo_first < max(args.zoo, 1):
+        parser.error(f"--zoo must be 0 or more and --zoo-first below it, got {args.zoo}")
+    if args.workers < 1 or args.replicates < 2:
+        parser.error("--workers must be at least 1 and --replicates at least 2")
+    if args.zoo:
+        try:
+            resolve(args.zoo_preset, load_scenario("default"))
+        except (KeyError, ValueError) as exc:
+            parser.error(f"--zoo-preset {args.zoo_preset!r}: {exc}")
+        result = bench_zoo(args)
+        print_totals(result)
+    elif args.coverage:
         result = coverage_over_seeds(args)
         print_coverage(result)
     else:

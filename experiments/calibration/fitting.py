@@ -54,6 +54,7 @@ from agents.policy import Policy
 from envs.scenario import Scenario
 from experiments.calibration.log_simulation import SEGMENT, simulate_offer_log
 from experiments.calibration.log_targets import log_targets
+from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter, apply, box
 from experiments.calibration.sessions import (
     linked,
@@ -285,9 +286,13 @@ class LeastSquares:
 
 
 def least_squares_fit(
-    obj: Objective, x0: Sequence[float], max_evaluations: int = 80
+    obj: Objective,
+    x0: Sequence[float],
+    max_evaluations: int = 80,
+    evaluator: Evaluator | None = None,
 ) -> LeastSquares:
-    """Minimise the sum of squared residuals of ``obj`` from ``x0`` within the bounds."""
+    """Minimise the sum of squared residuals of ``obj`` from ``x0`` within the bounds (the
+    Jacobian's columns simulated as one batch of ``evaluator``, in this process without)."""
     params = obj.params
     low, high, scale = box(params)
     start = np.clip(np.asarray(x0, dtype=np.float64), low, high)
@@ -296,25 +301,23 @@ def least_squares_fit(
     # steps shrink to nothing at a parameter whose start value is 0)
     steps = 0.1 * scale
     seen: dict[bytes, Array] = {}
-    count = [0]
+    evaluate = evaluator or Evaluator(obj.residuals)
+    first = evaluate.evaluations
 
     def fun(x: Array) -> Array:
         key = np.asarray(x, dtype=np.float64).tobytes()
         if key not in seen:
             seen.clear()
-            count[0] += 1
-            seen[key] = obj.residuals(x)
+            seen[key] = evaluate(x)
         return seen[key]
 
     def jac(x: Array) -> Array:
         f0 = fun(x)
-        columns = []
-        for i in range(len(x)):
-            h = steps[i] if x[i] + steps[i] <= high[i] else -steps[i]
-            moved = np.array(x, dtype=np.float64)
-            moved[i] += h
-            count[0] += 1
-            columns.append((obj.residuals(moved) - f0) / h)
+        h = np.where(x + steps <= high, steps, -steps)
+        moved = [np.array(x, dtype=np.float64) for _ in range(len(x))]
+        for i, point in enumerate(moved):
+            point[i] += h[i]
+        columns = [(r - f0) / h[i] for i, r in enumerate(evaluate.many(moved))]
         return np.stack(columns, axis=1)
 
     result = least_squares(
@@ -324,7 +327,7 @@ def least_squares_fit(
         x=np.asarray(result.x),
         residuals=np.asarray(result.fun),
         jacobian=np.asarray(result.jac),  # scipy's last Jacobian, taken at result.x
-        evaluations=count[0],
+        evaluations=evaluate.evaluations - first,
         message=str(result.message),
         status=int(result.status),
     )

@@ -16,15 +16,23 @@ other) it is far too narrow. So the objective itself is profiled first
 (:func:`profile_directions`): along each right singular vector of the Jacobian in units
 of the parameters' scales (a plausible change: 1 logit of appeal, 0.3 of a sensitivity
 factor, 0.1 of a share), the fit is moved :data:`PROFILE_SCALES` scales each way and the
-objective simulated there. A direction on which the sum of squared residuals rises by
-less than :data:`FLAT_RISE` (the 95% point of chi-square with 1 degree of freedom) on
-either side is *flat*: the data cannot tell apart values :data:`PROFILE_SCALES` scales
-apart along it. Every parameter with a loading of at least :data:`LOADING` on a flat
-direction is flagged *not identified*, with the parameters it trades off against.
-A parameter is also flagged when its bootstrap interval is wider than
-:data:`UNIDENTIFIED_SHARE` of its allowed range or :data:`UNIDENTIFIED_SCALES` times its
-scale, or when the targets do not move with it at all. The fit then leaves it at its
-start value and says so.
+objective simulated there. A direction on which the sum of squared residuals is *lower*
+by more than :data:`FLAT_RISE` on one side *falls*: the fit has not reached the minimum,
+and the fit continues from there (:mod:`.convergence`) before anything is called flat.
+A direction on which it changes by less than :data:`FLAT_RISE` (the 95% point of
+chi-square with 1 degree of freedom) on one side is *flat*: the data cannot tell apart
+values :data:`PROFILE_SCALES` scales apart along it. Every parameter with a loading of at
+least :data:`LOADING` on a flat direction is flagged *not identified*, with the
+parameters it trades off against (and on a direction that still falls when the
+continuations ran out, with "the fit did not settle"). A parameter is also flagged when
+its bootstrap interval is wider than :data:`UNIDENTIFIED_SHARE` of its allowed range or
+:data:`UNIDENTIFIED_SCALES` times its scale, or when the targets do not move with it at
+all. The fit then leaves it at its start value and says so.
+
+**Honest intervals.** Every interval holds its point value (the percentiles of draws
+clipped at a bound can miss it). A parameter left at its start value keeps the interval
+of the fit that flagged it, around where that fit had put it (:attr:`Interval.fitted`),
+and says so in :meth:`Interval.text`: that interval need not hold the start value.
 """
 
 from __future__ import annotations
@@ -59,6 +67,33 @@ class Interval:
     identified: bool
     factor: bool
     reason: str = ""  # why it is not identified, in words
+    shift: bool = False
+    fitted: float = float("nan")  # where the fit put it (``value`` is the start when left)
+
+    @property
+    def left_at_start(self) -> bool:
+        """Not identified, so the fitted scenario keeps its start value."""
+        return not self.identified
+
+    def show(self, value: float) -> str:
+        """``value`` as a reader sees it: ``x1.2`` (factor), ``+0.35`` (shift), ``0.7``."""
+        if self.shift:
+            return f"{value:+.4g}"
+        return f"{'x' if self.factor else ''}{value:.4g}"
+
+    def text(self) -> str:
+        """The parameter in one line, labelled for what it is: an identified parameter's
+        value and 95% interval; for one left at its start value, that value, then where
+        the fit had put it and that fit's interval (which need not hold the start)."""
+        if self.identified:
+            return f"{self.show(self.value)} [{self.show(self.low)}, {self.show(self.high)}]"
+        text = f"not identified, left at its start value {self.show(self.start)}"
+        if np.isfinite(self.fitted):
+            text += (
+                f"; the fit had put it at {self.show(self.fitted)}, 95% interval "
+                f"[{self.show(self.low)}, {self.show(self.high)}]"
+            )
+        return text
 
 
 @dataclass(frozen=True)
@@ -69,36 +104,57 @@ class Direction:
     singular_value: float
     loadings: Array  # unit vector, in units of each parameter's scale
     rise: tuple[float, float]
+    points: tuple[Array | None, Array | None] = (None, None)  # None: against a bound
+
+    @property
+    def falls(self) -> bool:
+        """The objective is lower by more than :data:`FLAT_RISE` on one side: the fit is
+        not at a minimum along this direction (it continues from there, :mod:`.convergence`)."""
+        return min(self.rise) <= -FLAT_RISE
 
     @property
     def flat(self) -> bool:
-        return min(self.rise) < FLAT_RISE
+        """Within :data:`FLAT_RISE` of the fit on one side: the data cannot tell apart
+        values this far apart along it."""
+        return not self.falls and min(self.rise) < FLAT_RISE
+
+    def lowest(self) -> Array:
+        """The profiled point with the lower objective."""
+        side = int(np.argmin(self.rise))
+        point = self.points[side]
+        assert point is not None, "a side against a bound has no point"
+        return point
 
 
 def profile_directions(
     params: Sequence[Parameter],
     x: Array,
     jacobian: Array,
-    cost: Callable[[Array], float],
+    costs: Callable[[list[Array]], list[float]],
     cost_at_x: float,
 ) -> list[Direction]:
     """Each singular direction of ``jacobian`` scaled by the parameters' scales, weakest
-    first, with the rise of ``cost`` (the sum of squared residuals) at ``x`` moved
-    :data:`PROFILE_SCALES` scales along it each way (clipped to the bounds)."""
+    first, with the rise of the sum of squared residuals (``costs`` of a batch of points)
+    at ``x`` moved :data:`PROFILE_SCALES` scales along it each way (clipped to the
+    bounds)."""
     low, high, scale = box(params)
     _, singular, vt = np.linalg.svd(jacobian * scale, full_matrices=False)
-    out = []
-    for k in np.argsort(singular):
-        v = vt[k]
-        rise = []
+    order = np.argsort(singular)
+    sides: list[list[Array | None]] = []
+    for k in order:
+        pair: list[Array | None] = []
         for sign in (-1.0, 1.0):
-            moved = np.clip(x + sign * PROFILE_SCALES * scale * v, low, high)
+            moved = np.clip(x + sign * PROFILE_SCALES * scale * vt[k], low, high)
             reach = np.linalg.norm((moved - x) / scale)
-            if reach < 0.5 * PROFILE_SCALES:  # against a bound: this side says nothing
-                rise.append(np.inf)
-                continue
-            rise.append(float(cost(moved) - cost_at_x))
-        out.append(Direction(float(singular[k]), v, (rise[0], rise[1])))
+            # against a bound: this side says nothing
+            pair.append(moved if reach >= 0.5 * PROFILE_SCALES else None)
+        sides.append(pair)
+    points = [p for pair in sides for p in pair if p is not None]
+    found = iter(costs(points))
+    out = []
+    for k, pair in zip(order, sides, strict=True):
+        rise = [np.inf if p is None else float(next(found) - cost_at_x) for p in pair]
+        out.append(Direction(float(singular[k]), vt[k], (rise[0], rise[1]), (pair[0], pair[1])))
     return out
 
 
@@ -155,7 +211,7 @@ def intervals(
         if hi[i] - lo[i] > limit:
             reasons.append("its bootstrap interval spans most of what is plausible")
         for d in directions:
-            if not d.flat or abs(d.loadings[i]) < LOADING:
+            if not (d.flat or d.falls) or abs(d.loadings[i]) < LOADING:
                 continue
             # the profile found the objective within FLAT_RISE this far along d: the 95%
             # region reaches at least there, whatever the linearised bootstrap says
@@ -166,11 +222,19 @@ def intervals(
                 q.name for j, q in enumerate(params) if j != i and abs(d.loadings[j]) >= LOADING
             ]
             rise = min(d.rise)
-            reasons.append(
-                f"moving it {PROFILE_SCALES:g} scales"
-                + (f" together with {', '.join(others)}" if others else "")
-                + f" changes the fit's chi-square by only {rise:.1f} (< {FLAT_RISE})"
-            )
+            together = f" together with {', '.join(others)}" if others else ""
+            if d.falls:
+                reasons.append(
+                    f"the fit did not settle: moving it {PROFILE_SCALES:g} scales{together} "
+                    f"lowers the fit's chi-square by {-rise:.1f}"
+                )
+            else:
+                reasons.append(
+                    f"moving it {PROFILE_SCALES:g} scales{together} changes the fit's "
+                    f"chi-square by only {rise:+.1f} (within {FLAT_RISE})"
+                )
+        # the percentiles of clipped draws can miss the point itself: an interval holds it
+        lo[i], hi[i] = min(lo[i], x[i]), max(hi[i], x[i])
         out.append(
             Interval(
                 p.name,
@@ -181,6 +245,8 @@ def intervals(
                 not reasons,
                 p.factor,
                 "; ".join(reasons),
+                shift=p.shift,
+                fitted=float(x[i]),
             )
         )
     return out

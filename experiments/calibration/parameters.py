@@ -8,14 +8,36 @@ A parameter name says which field of the scenario it sets, by the scenario's own
 - ``segments[bargain_hunter].price_sensitivity`` (one segment's field) and
   ``products[home].weight`` (one product's);
 - ``segments[*].price_sensitivity``: a **factor** on that field of every segment (1 at
-  the start), which keeps the segments' differences and moves them together.
+  the start), which keeps the segments' differences and moves them together;
+- ``segments[*].help_value``: a **shift** added to that field of every segment (0 at the
+  start), for the fields in logits that may be 0 or change sign (:data:`SHIFTED`).
 
-A preset names a set of parameters (:data:`PRESETS`): ``appeal`` (the fit of ``default`` to
-public session data), ``sensitivities``, ``shares``, ``funnel``, ``cart_mix``. Each
-parameter has bounds and a scale (the step of a plausible change), from
-:data:`FIELD_BOUNDS`. Setting a value rebuilds the scenario with ``dataclasses.replace``,
-so the scenario's own validation runs on every trial. An unknown name raises
-:class:`ParameterError` listing what exists.
+A preset names a set of parameters (:data:`PRESETS`):
+
+- ``appeal``: the appeal of new shoppers and of existing customers, and existing
+  customers' share; pinned by conversion per visit by visitor type;
+- ``sensitivities``: a factor on each concession sensitivity; pinned by take-up and
+  first-offer conversion per concession kind (offer log);
+- ``shares``: each segment's share but the first; pinned by the same contrasts by cart
+  band, stage and exit intent, which the segments' mix shapes;
+- ``behaviour``: factors on valuation spread, abandonment hazard and tolerance, a shift
+  of help value; pinned by conversion per cart band and stage, exit intent and cart
+  abandonment, and by harassment exits and the live agent's take-up (offer log);
+- ``returns``: factors on return probability and its decay per visit; pinned by the
+  return rate of journeys whose first visit did not buy (visits linked);
+- ``wide``: all five, what differs between shops (:data:`WIDE`);
+- ``funnel``: advance and buy biases, hazard and return factors; ``cart_mix``: each
+  product's weight but the first (the share of visits per cart band).
+
+A segment's valuation and hesitation *levels* are not in any preset: they enter the
+shopper's decision only through the same logit as the appeal offsets (a shop whose
+shoppers value its products more shows a higher appeal), so the ``appeal`` preset carries
+them, and fitting both would leave a flat ridge. Their spread, the shoppers'
+heterogeneity, is ``behaviour``'s valuation-spread factor (the valuation's spread is the
+larger part of it). Each parameter has bounds and a scale (the step of a plausible
+change), from :data:`FIELD_BOUNDS`. Setting a value rebuilds the scenario with
+``dataclasses.replace``, so the scenario's own validation runs on every trial. An
+unknown name raises :class:`ParameterError` listing what exists.
 """
 
 from __future__ import annotations
@@ -35,6 +57,9 @@ Array = NDArray[np.float64]
 
 ALL = "*"
 FACTOR_BOUNDS = (0.2, 3.0, 0.3)
+SHIFT_BOUNDS = (-3.0, 3.0, 0.5)
+#: segment fields in logits that a ``segments[*]`` parameter shifts instead of scaling
+SHIFTED = ("hesitation", "help_value")
 
 #: (low, high, scale) of a field's fitted value
 FIELD_BOUNDS: dict[str, tuple[float, float, float]] = {
@@ -95,6 +120,23 @@ class Parameter:
     factor: bool
     get: Callable[[Scenario], float] = dataclasses.field(compare=False, repr=False)
     put: Callable[[Scenario, float], Scenario] = dataclasses.field(compare=False, repr=False)
+    shift: bool = False
+
+    @property
+    def relative(self) -> bool:
+        """A factor or a shift: relative to the starting scenario's own values."""
+        return self.factor or self.shift
+
+    @property
+    def unit(self) -> str:
+        """How a value reads: ``x`` before a factor, a sign for a shift, nothing else."""
+        return "x" if self.factor else ("+" if self.shift else "")
+
+    def show(self, value: float) -> str:
+        """``value`` as a reader sees it: ``x1.2``, ``+0.35``/``-0.35``, ``0.7``."""
+        if self.shift:
+            return f"{value:+.4g}"
+        return f"{self.unit}{value:.4g}"
 
     @property
     def segment_share(self) -> bool:
@@ -103,12 +145,15 @@ class Parameter:
         return not self.factor and name.startswith("segments[") and name.endswith("].share")
 
     def start(self, scenario: Scenario) -> float:
-        """The value in ``scenario`` (1 for a factor: the start is the reference)."""
-        return 1.0 if self.factor else self.get(scenario)
+        """The value in ``scenario`` (1 for a factor, 0 for a shift: the start is the
+        reference)."""
+        if self.relative:
+            return 1.0 if self.factor else 0.0
+        return self.get(scenario)
 
     def set(self, scenario: Scenario, value: float) -> Scenario:
-        """``scenario`` with this parameter at ``value`` (a factor multiplies ``scenario``'s
-        own values, so pass the starting scenario)."""
+        """``scenario`` with this parameter at ``value`` (a factor multiplies, a shift adds to
+        ``scenario``'s own values, so pass the starting scenario)."""
         return self.put(scenario, float(min(max(value, self.low), self.high)))
 
 
@@ -134,13 +179,22 @@ def parameter(name: str, scenario: Scenario) -> Parameter:
             if group != "segments":
                 raise ParameterError(f"{name}: a factor over all items exists for segments only")
 
+            shifted = field in SHIFTED
+
             def put_all(s: Scenario, v: float, field: str = field) -> Scenario:
+                def moved(old: float) -> float:
+                    return min(high, max(low, old + v)) if shifted else min(high, old * v)
+
+                values: list[dict[str, Any]] = [
+                    {field: moved(getattr(i, field))} for i in s.segments
+                ]
                 changed = tuple(
-                    dataclasses.replace(i, **{field: min(high, getattr(i, field) * v)})
-                    for i in s.segments
+                    dataclasses.replace(i, **v) for i, v in zip(s.segments, values, strict=True)
                 )
                 return dataclasses.replace(s, segments=changed)
 
+            if shifted:
+                return Parameter(name, *SHIFT_BOUNDS, False, lambda s: 0.0, put_all, shift=True)
             return Parameter(name, *FACTOR_BOUNDS, True, lambda s: 1.0, put_all)
         if key not in names:
             raise ParameterError(f"{name}: no {group[:-1]} {key!r}; {group}: {names} (or '*')")
@@ -211,7 +265,17 @@ PRESETS: dict[str, Callable[[Scenario], list[str]]] = {
         "segments[*].return_probability",
     ],
     "cart_mix": lambda s: [f"products[{p.name}].weight" for p in s.products[1:]],
+    "behaviour": lambda s: [
+        "segments[*].valuation_spread",
+        "segments[*].abandon_hazard",
+        "segments[*].tolerance",
+        "segments[*].help_value",
+    ],
+    "returns": lambda s: ["segments[*].return_probability", "segments[*].return_decay"],
 }
+#: the presets ``wide`` joins: what differs between shops (see the module docstring)
+WIDE: tuple[str, ...] = ("appeal", "behaviour", "returns", "sensitivities", "shares")
+PRESETS["wide"] = lambda s: [name for preset in WIDE for name in PRESETS[preset](s)]
 
 
 def resolve(spec: str | Sequence[str], scenario: Scenario) -> list[Parameter]:

@@ -3,9 +3,11 @@
 :func:`calibrate` fits ``params`` of a starting scenario to a shop's data:
 
 1. the data's targets, per journey; a seeded share of journeys is held out;
-2. least squares on common random numbers (:mod:`.fitting`) from the start values, ended
+2. least squares on common random numbers (:mod:`.fitting`) from the start values (or
+   from the best point of a global design when the start is far from the data), ended
    by Gauss-Newton steps on regressions of the residuals over designs around the fit
-   (:mod:`.smoothing`: past the dips of the objective's rough part);
+   (:mod:`.smoothing`: past the dips of the objective's rough part), continued from any
+   lower point the profile finds (:mod:`.convergence`);
 3. 95% intervals by the bootstrap over journeys, and the parameters the data does not
    pin down (:mod:`.intervals`);
 4. if some are not identified, they go back to their start values and the others are
@@ -31,13 +33,12 @@ from typing import Any
 import numpy as np
 
 from envs.scenario import Scenario
+from experiments.calibration.convergence import Converged, converged_fit
 from experiments.calibration.fitting import (
     Array,
-    LeastSquares,
     Objective,
     ShopData,
     Simulator,
-    least_squares_fit,
     objective,
 )
 from experiments.calibration.holdout import Comparison, compare, summary
@@ -46,13 +47,14 @@ from experiments.calibration.intervals import (
     bootstrap_deltas,
     bootstrap_draws,
     intervals,
-    profile_directions,
 )
+from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter, apply
-from experiments.calibration.smoothing import smoothed_fit
 from experiments.calibration.targets import holdout_mask
+from experiments.calibration.trust import Verdict, verdict
 
 CHECK_SEED_OFFSET = 7  # the comparison runs on other simulated shoppers than the fit
+GLOBAL_STREAM = 1  # the global stage's generator: seeded apart from the fit's own
 
 
 @dataclass
@@ -86,8 +88,9 @@ class CalibrationResult:
         return [p for p in self.params if not p.identified]
 
     def summary(self) -> dict[str, Any]:
-        """The figures of the fit as one JSON-ready mapping."""
-        return {
+        """The figures of the fit as one JSON-ready mapping, with the verdict on trusting
+        it for choosing a policy (:mod:`.trust`)."""
+        out = {
             "start": self.start.name,
             "fitted": self.fitted.name,
             "parameters": {
@@ -98,6 +101,9 @@ class CalibrationResult:
                     "high": p.high,
                     "identified": p.identified,
                     "factor": p.factor,
+                    "shift": p.shift,
+                    "fitted": p.fitted if np.isfinite(p.fitted) else None,
+                    "reason": p.reason,
                 }
                 for p in self.params
             },
@@ -110,6 +116,13 @@ class CalibrationResult:
             "settings": self.settings,
             "optimiser": self.optimiser,
         }
+        out["trust"] = verdict(out).to_json()
+        return out
+
+    @property
+    def verdict(self) -> Verdict:
+        """Whether to trust the fitted scenario for choosing a policy, and why."""
+        return verdict(self.summary())
 
 
 def _fit_once(
@@ -121,36 +134,38 @@ def _fit_once(
     rng: np.random.Generator,
     replicates: int,
     max_evaluations: int,
-) -> tuple[LeastSquares, list[Interval], Any, Array]:
+    workers: int,
+    global_rng: np.random.Generator,
+) -> tuple[Converged, list[Interval], Objective, Array]:
     obj = objective(start, params, data_targets, simulator)
     if not obj.used.any():
         raise ValueError(
             "no target of the data can be fitted: the data lacks what the targets need"
         )
-    ls = smoothed_fit(params, obj.residuals, least_squares_fit(obj, x0, max_evaluations), rng)
+    with Evaluator(obj.residuals, workers) as evaluate:
+        done = converged_fit(obj, x0, rng, evaluate, max_evaluations, global_rng)
+        evaluations = evaluate.evaluations
+    ls = done.fit
     sim = obj.table(ls.x)
     deltas = bootstrap_deltas(data_targets, sim, obj.names, obj.used, rng, replicates)
     starts = [p.start(start) for p in params]
-
-    def cost(x: Any) -> float:
-        return float(np.sum(obj.residuals(x) ** 2))
-
-    # the profile's points are single simulations: compare them with one at the centre,
-    # not with the regression's smoothed residuals
-    directions = profile_directions(params, ls.x, ls.jacobian, cost, cost(ls.x))
     draws = bootstrap_draws(params, ls.x, ls.jacobian, obj.sigma[obj.used], deltas)
-    found = intervals(params, starts, ls.x, ls.jacobian, draws, directions)
-    evaluations = ls.evaluations + sum(np.isfinite(d.rise).sum() for d in directions)
-    return dataclasses.replace(ls, evaluations=int(evaluations)), found, obj, draws
+    found = intervals(params, starts, ls.x, ls.jacobian, draws, done.directions)
+    done.fit = dataclasses.replace(ls, evaluations=int(evaluations))
+    return done, found, obj, draws
 
 
-def _ended(ls: LeastSquares) -> dict[str, Any]:
-    """How a least squares ended: scipy's status and message, the chi-square."""
+def _ended(done: Converged) -> dict[str, Any]:
+    """How a fit ended: converged or not, each stage's scipy status and message, the
+    chi-square."""
+    ls = done.fit
     return {
+        "converged": done.converged,
         "status": ls.status,
         "message": ls.message,
         "evaluations": ls.evaluations,
         "chi_square": round(float(np.sum(ls.residuals**2)), 2),
+        "stages": done.stages,
     }
 
 
@@ -167,20 +182,33 @@ def calibrate(
     replicates: int = 300,
     max_evaluations: int = 80,
     drop_unidentified: bool = True,
+    workers: int = 1,
 ) -> CalibrationResult:
-    """Fit ``params`` of ``start`` to ``data``; see the module docstring."""
+    """Fit ``params`` of ``start`` to ``data``; see the module docstring. ``workers``
+    processes simulate the candidates (the figures do not depend on it)."""
     clock = time.perf_counter()
     rng = np.random.default_rng(seed)
+    global_rng = np.random.default_rng([seed, GLOBAL_STREAM])
     everything = data.targets(start)
     held = holdout_mask(everything.keys, holdout, seed)
     fit_part = everything.subset(~held)
     simulator = Simulator(data, n_shoppers, n_journeys, seed)
     x0 = [p.start(start) for p in params]
-    ls, found, obj, draws = _fit_once(
-        start, params, x0, fit_part, simulator, rng, replicates, max_evaluations
+    done, found, obj, draws = _fit_once(
+        start,
+        params,
+        x0,
+        fit_part,
+        simulator,
+        rng,
+        replicates,
+        max_evaluations,
+        workers,
+        global_rng,
     )
+    ls = done.fit
     evaluations = ls.evaluations
-    optimiser = {"fit": _ended(ls)}
+    optimiser = {"fit": _ended(done)}
     values = list(ls.x)
     keep = [i for i, p in enumerate(found) if p.identified]
     if drop_unidentified and len(keep) < len(params):
@@ -188,7 +216,7 @@ def calibrate(
         draws = np.tile(np.asarray(x0, dtype=np.float64), (len(draws), 1))
         if keep:
             kept = [params[i] for i in keep]
-            ls2, refound, _, redraws = _fit_once(
+            done2, refound, _, redraws = _fit_once(
                 start,
                 kept,
                 [ls.x[i] for i in keep],
@@ -197,11 +225,13 @@ def calibrate(
                 rng,
                 replicates,
                 max_evaluations,
+                workers,
+                global_rng,
             )
-            evaluations += ls2.evaluations
-            optimiser["refit without the unidentified"] = _ended(ls2)
+            evaluations += done2.fit.evaluations
+            optimiser["refit without the unidentified"] = _ended(done2)
             for j, i in enumerate(keep):
-                values[i] = float(ls2.x[j])
+                values[i] = float(done2.fit.x[j])
                 found[i] = refound[j]
             draws[:, keep] = redraws
         for i, p in enumerate(found):

@@ -181,8 +181,10 @@ def recover(
     replicates: int = 200,
     holdout: float = 0.2,
     forecast_scenarios: int = FORECAST_SCENARIOS,
+    workers: int = 1,
 ) -> tuple[dict[str, Any], CalibrationResult]:
-    """Recover ``changes`` by fitting ``fit`` (see the module docstring)."""
+    """Recover ``changes`` by fitting ``fit`` (see the module docstring); ``workers``
+    processes simulate the fit's candidates."""
     true = truth(start, changes)
     data_seed = seed + DATA_SEED_OFFSET
     data = ShopData(
@@ -206,6 +208,7 @@ def recover(
         seed=seed,
         holdout=holdout,
         replicates=replicates,
+        workers=workers,
     )
     rows = {}
     true_values = []

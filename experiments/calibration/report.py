@@ -30,6 +30,7 @@ from experiments.calibration.holdout import Comparison, summary
 from experiments.calibration.intervals import Interval
 from experiments.calibration.log_targets import uplifts
 from experiments.calibration.pipeline import CalibrationResult
+from experiments.calibration.trust import CARE, DISTRUST, TRUST
 from experiments.evaluation.formatting import eur, pct
 
 BLUE, GREEN, GREY, RED = "#0072B2", "#009E73", "#8C8C8C", "#C0392B"
@@ -114,12 +115,14 @@ def _param_table(params: Sequence[Interval]) -> str:
     )
     rows = []
     for p in params:
-        unit = "x" if p.factor else ""
+        interval = f"[{p.show(p.low)}, {p.show(p.high)}]"
+        if not p.identified:  # the interval is the fit's, around where the fit had put it
+            interval += f"<br><small>of the fit at {p.show(p.fitted)}, not of the start</small>"
         rows.append(
             f"<tr{'' if p.identified else ' class=out'}><td>{escape(p.name)}</td>"
-            f"<td>{unit}{_num(p.start)}</td><td>{unit}{_num(p.value)}</td>"
-            f"<td>[{_num(p.low)}, {_num(p.high)}]</td>"
-            f"<td>{'yes' if p.identified else 'no: left at start'}"
+            f"<td>{p.show(p.start)}</td><td>{p.show(p.value)}</td>"
+            f"<td>{interval}</td>"
+            f"<td>{'yes' if p.identified else 'no: left at its start value'}"
             f"{'' if p.identified or not p.reason else ': ' + escape(p.reason)}</td></tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
@@ -275,6 +278,13 @@ def render_report(
         )
     else:
         verdict = "<p class=ok>The data pins down every fitted parameter.</p>"
+    trust = result.verdict
+    css = {TRUST: "ok", CARE: "warn", DISTRUST: "warn"}[trust.level]
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in trust.reasons)
+    verdict = (
+        f"<p class={css}><b>For choosing a policy: {escape(trust.level)}.</b></p>"
+        f"<ul>{reasons}</ul>{verdict}"
+    )
     held = ""
     if result.held_out:
         held = _section(

@@ -90,16 +90,9 @@ def write_fitted(
         "# fitted parameters, 95% intervals (bootstrap over journeys):",
     ]
     for p in params:
-        unit = "x " if p.factor else ""
-        if p.identified:
-            lines.append(f"#   {p.name} = {unit}{p.value:.4g} [{p.low:.4g}, {p.high:.4g}]")
-        else:
-            lines.append(
-                f"#   {p.name}: not identified by the data, left at {unit}{p.start:.4g} "
-                f"(interval [{p.low:.4g}, {p.high:.4g}])"
-            )
-            if p.reason:
-                lines.append(f"#     because {p.reason}")
+        lines.append(f"#   {p.name}: {p.text()}")
+        if p.reason:
+            lines.append(f"#     because {p.reason}")
     body = [
         f"defaults: [{defaults_entry(start_path, out)}, _self_]\n",
         _dump("name", fitted.name),

@@ -31,13 +31,14 @@ regression's, the one the intervals and the profile use.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import lsq_linear
 from scipy.stats import qmc
 
 from experiments.calibration.fitting import Array, LeastSquares
+from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter, box
 
 DESIGN_POINTS = 32  # per regression: several times the parameters of any preset, a power of 2
@@ -67,20 +68,21 @@ def regression(points: Array, residuals: Array, centre: Array) -> tuple[Array, A
 
 def smoothed_fit(
     params: Sequence[Parameter],
-    residuals: Callable[[Array], Array],
+    residuals: Evaluator,
     fit: LeastSquares,
     rng: np.random.Generator,
-) -> LeastSquares:
+) -> tuple[LeastSquares, bool]:
     """``fit`` moved by Gauss-Newton steps on regressions of ``residuals`` (see the module
     docstring); its Jacobian is the last regression's, its residuals the regression's
-    intercept (the smoothed residuals at the centre)."""
+    intercept (the smoothed residuals at the centre). Also whether the steps settled
+    (the last one shorter than :data:`TOLERANCE`) rather than ran out."""
     low, high, scale = box(params)
     centre = np.asarray(fit.x, dtype=np.float64)
     evaluations = fit.evaluations
     steps, settled = 0, False
     while True:
         points = design(params, centre, rng)
-        values = np.stack([residuals(x) for x in points])
+        values = np.stack(residuals.many(points))
         evaluations += len(points)
         intercept, jacobian = regression(points, values, centre)
         if settled or steps == MAX_STEPS:
@@ -93,11 +95,14 @@ def smoothed_fit(
         centre = np.clip(centre + step, low, high)
         steps += 1
         settled = bool(np.linalg.norm(step / scale) < TOLERANCE)
-    return dataclasses.replace(
+    ended = "settled" if settled else f"stopped after {MAX_STEPS}, still moving"
+    smoothed = dataclasses.replace(
         fit,
         x=centre,
         residuals=intercept,
         jacobian=jacobian,
         evaluations=evaluations,
-        message=f"{fit.message}; then {steps} Gauss-Newton steps on regressions of the residuals",
+        message=f"{fit.message}; then {steps} Gauss-Newton steps on regressions of the "
+        f"residuals ({ended})",
     )
+    return smoothed, settled

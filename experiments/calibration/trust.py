@@ -1,0 +1,92 @@
+"""Whether to trust a fitted scenario for choosing a policy, in a few lines, and why.
+
+A fitted scenario is only as good as its agreement with journeys it was not fitted to,
+and a fit is only finished when the optimiser reached the objective's minimum.
+:func:`verdict` reads a finished fit (:class:`.pipeline.CalibrationResult`) and says one
+of three things:
+
+- **trust it**: the optimiser converged (no profiled point beat the fit), and at least
+  :data:`WITHIN` of the held-out targets (the fitted ones when nothing is held out) are
+  within their 95% intervals, with a root mean square z-score of at most :data:`RMS_Z`;
+- **use with care**: it converged and agrees with at least :data:`CARE_WITHIN` of the
+  targets; the policies' forecast intervals carry the fit's uncertainty, but a target
+  the scenario misses is a behaviour it does not reproduce;
+- **do not trust it**: the fit did not converge, or it misses more targets than that.
+
+Each verdict comes with its reasons: the agreement, how the optimiser ended, and the
+parameters left at their start values (the forecasts hold those fixed, so a policy
+whose profit hinges on them is less certain than its interval says).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+WITHIN = 0.90  # share of held-out targets within 95% for "trust it"
+CARE_WITHIN = 0.75  # ... and for "use with care"
+RMS_Z = 1.5  # root mean square z-score for "trust it" (about 1 when the model fits)
+
+TRUST, CARE, DISTRUST = "trust it", "use with care", "do not trust it"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One of :data:`TRUST`, :data:`CARE`, :data:`DISTRUST`, and the reasons in words."""
+
+    level: str
+    reasons: tuple[str, ...]
+
+    def lines(self) -> list[str]:
+        """The verdict as console lines: the headline, then one reason per line."""
+        head = f"for choosing a policy: {self.level.upper()}"
+        return [head, *(f"  - {r}" for r in self.reasons)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"level": self.level, "reasons": list(self.reasons)}
+
+
+def verdict(summary: dict[str, Any]) -> Verdict:
+    """The verdict on a fit from its :meth:`.pipeline.CalibrationResult.summary`."""
+    part = "held_out" if summary.get("held_out") else "in_fit"
+    figures = summary[part] or {}
+    within, rms = figures.get("within_95"), figures.get("rms_z")
+    which = "held-out" if part == "held_out" else "fitted (none held out)"
+    reasons = []
+    if within is None:
+        agreement = 0.0
+        reasons.append(f"no {which} target could be compared")
+    else:
+        agreement = within
+        reasons.append(
+            f"{within:.0%} of {figures['targets']} {which} targets within their 95% "
+            f"intervals (needed: {WITHIN:.0%}), root mean square z {rms:.2f} "
+            f"(about 1 when the scenario reproduces the shop; needed: at most {RMS_Z:g})"
+        )
+    ended = summary.get("optimiser", {}).get("fit", {})
+    converged = bool(ended.get("converged", True))
+    stages = ended.get("stages", [])
+    restarts = sum(1 for s in stages if str(s.get("stage", "")).startswith("continued"))
+    if converged:
+        how = "the optimiser reached a minimum: no profiled point beat the fit"
+        if restarts:
+            how += f" (after {restarts} continuation(s) from lower points the profile found)"
+        reasons.append(how)
+    else:
+        reasons.append(
+            "the optimiser did not converge: the profile still found lower points after "
+            "every continuation, so the fitted values are not the data's best"
+        )
+    left = summary.get("unidentified") or []
+    if left:
+        reasons.append(
+            f"{len(left)} parameter(s) left at their start values, not pinned by the data "
+            f"({', '.join(left)}): the forecasts hold them fixed"
+        )
+    if converged and agreement >= WITHIN and rms is not None and rms <= RMS_Z:
+        level = TRUST
+    elif converged and agreement >= CARE_WITHIN:
+        level = CARE
+    else:
+        level = DISTRUST
+    return Verdict(level, tuple(reasons))

@@ -1,0 +1,197 @@
+"""A fit that reaches its minimum: the global stage, continuation from lower profiled points,
+the parallel evaluator, honest intervals, the wider presets and the trust verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from envs.scenario_files import load_scenario
+from experiments.calibration.convergence import CONTINUATIONS, GLOBAL_POINTS, converged_fit
+from experiments.calibration.intervals import FLAT_RISE, Direction, intervals
+from experiments.calibration.parallel import Evaluator
+from experiments.calibration.parameters import WIDE, Parameter, parameter, resolve
+from experiments.calibration.trust import CARE, DISTRUST, TRUST, verdict
+from experiments.calibration.zoo import start_for, zoo
+
+DEFAULT = load_scenario("default")
+
+
+def _param(name: str, low: float = -50.0, high: float = 50.0, scale: float = 1.0) -> Parameter:
+    return Parameter(name, low, high, scale, False, lambda s: 0.0, lambda s, v: s)
+
+
+@dataclass
+class _Linear:
+    """A linear least-squares problem with the objective's interface: residuals and
+    parameters (what :func:`converged_fit` reads)."""
+
+    slope: np.ndarray
+    truth: np.ndarray
+    params: tuple[Parameter, ...]
+
+    def residuals(self, x: np.ndarray) -> np.ndarray:
+        return self.slope @ (np.asarray(x) - self.truth)
+
+
+def _problem(seed: int, k: int = 3) -> _Linear:
+    rng = np.random.default_rng(seed)
+    truth = rng.uniform(-2, 2, k)
+    slope = 3.0 * rng.normal(size=(30, k))
+    return _Linear(slope, truth, tuple(_param(f"p{i}") for i in range(k)))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_fit_stopped_short_continues_from_the_lower_profiled_point(seed: int) -> None:
+    problem = _problem(seed)
+    start = problem.truth + 25.0  # 25 scales away: one local round cannot get there
+    with Evaluator(problem.residuals) as evaluate:
+        done = converged_fit(problem, start, np.random.default_rng(seed), evaluate, 1)  # type: ignore[arg-type]
+    rounds = [s for s in done.stages if s["stage"] != "global"]
+    assert any(s["stage"].startswith("continued") for s in rounds), done.stages
+    assert rounds[0]["lower_profiled_points"] > 0
+    assert done.converged and rounds[-1]["lower_profiled_points"] == 0
+    np.testing.assert_allclose(done.fit.x, problem.truth, atol=0.05)
+    assert not any(d.falls for d in done.directions)
+
+
+def test_a_far_start_runs_the_global_stage_and_a_near_one_does_not() -> None:
+    problem = _problem(3)
+    far = problem.truth + 2.5
+    near = problem.truth + 0.01
+    for start, expected in ((far, True), (near, False)):
+        with Evaluator(problem.residuals) as evaluate:
+            done = converged_fit(
+                problem,  # type: ignore[arg-type]
+                start,
+                np.random.default_rng(0),
+                evaluate,
+                global_rng=np.random.default_rng(1),
+            )
+        ran = [s for s in done.stages if s["stage"] == "global"]
+        assert bool(ran) is expected, done.stages
+        if expected:
+            assert ran[0]["points"] == GLOBAL_POINTS
+            assert ran[0]["chi_square_best"] < ran[0]["chi_square_start"]
+        assert done.converged
+        np.testing.assert_allclose(done.fit.x, problem.truth, atol=0.05)
+
+
+def test_a_fit_that_never_settles_says_so() -> None:
+    # a residual that keeps falling beyond every bound's reach: each round stops on its
+    # budget, and after the last continuation the fit reports it did not converge
+    params = (_param("a", -1e6, 1e6),)
+
+    class Sliding:
+        def __init__(self) -> None:
+            self.params = params
+
+        def residuals(self, x: np.ndarray) -> np.ndarray:
+            return np.array([1000.0 - 3.0 * float(x[0])]) if x[0] < 300 else np.array([100.0])
+
+    with Evaluator(Sliding().residuals) as evaluate:
+        done = converged_fit(Sliding(), [0.0], np.random.default_rng(0), evaluate, 1)  # type: ignore[arg-type]
+    assert not done.converged
+    assert len([s for s in done.stages if s["stage"] != "global"]) == CONTINUATIONS + 1
+
+
+def _square(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64) ** 2
+
+
+def test_the_evaluator_gives_the_same_residuals_on_workers() -> None:
+    points = [np.array([float(i), -1.0]) for i in range(7)]
+    with Evaluator(_square, workers=1) as one, Evaluator(_square, workers=2) as two:
+        a, b = one.many(points), two.many(points)
+        assert two.evaluations == 7
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="workers"):
+        Evaluator(_square, workers=0)
+
+
+def test_every_interval_holds_its_point_value_and_says_what_it_is() -> None:
+    params = [_param("a", 0.0, 10.0), parameter("segments[*].help_value", DEFAULT)]
+    x = np.array([9.9, 0.4])
+    # draws that sit all on one side of the point (clipped at a bound, say)
+    draws = np.column_stack([np.full(50, 8.0), np.linspace(-0.5, 0.2, 50)])
+    flat = Direction(0.1, np.array([0.0, 1.0]), (1.0, 2.0))
+    found = intervals(params, [5.0, 0.0], x, np.eye(2), draws, [flat])
+    for p, v in zip(found, x, strict=True):
+        assert p.low <= v <= p.high, p
+    a, help_shift = found
+    assert a.identified and a.text().startswith("9.9 [")
+    assert not help_shift.identified and "within" in help_shift.reason
+    assert help_shift.show(0.4) == "+0.4" and help_shift.shift
+    text = help_shift.text()
+    assert "left at its start value +0" in text and "the fit had put it at +0.4" in text
+
+
+def test_a_falling_direction_is_not_called_flat() -> None:
+    falling = Direction(0.1, np.array([1.0]), (-2.0 * FLAT_RISE, 10.0), (np.ones(1), np.ones(1)))
+    flat = Direction(0.1, np.array([1.0]), (-0.5 * FLAT_RISE, 10.0))
+    assert falling.falls and not falling.flat
+    assert flat.flat and not flat.falls
+    (p,) = intervals([_param("a")], [0.0], np.zeros(1), np.eye(1), np.zeros((5, 1)), [falling])
+    assert not p.identified and "did not settle" in p.reason
+
+
+def test_a_shift_adds_to_every_segment_and_a_factor_multiplies() -> None:
+    shift = parameter("segments[*].help_value", DEFAULT)
+    assert shift.shift and not shift.factor and shift.start(DEFAULT) == 0.0
+    moved = shift.set(DEFAULT, 0.5)
+    assert [s.help_value for s in moved.segments] == pytest.approx(
+        [s.help_value + 0.5 for s in DEFAULT.segments]
+    )
+    hazard = parameter("segments[*].abandon_hazard", DEFAULT)
+    assert hazard.factor and hazard.start(DEFAULT) == 1.0
+
+
+@pytest.mark.parametrize("shop", [DEFAULT, start_for(zoo(1, 4, DEFAULT)[0], DEFAULT)])
+def test_the_wide_preset_joins_what_differs_between_shops(shop) -> None:  # type: ignore[no-untyped-def]
+    wide = [p.name for p in resolve("wide", shop)]
+    joined = [p.name for p in resolve(",".join(WIDE), shop)]
+    assert wide == joined and len(wide) == len(set(wide))
+    for name in (
+        "segments[*].valuation_spread",
+        "segments[*].abandon_hazard",
+        "segments[*].tolerance",
+        "segments[*].help_value",
+        "segments[*].return_probability",
+        "segments[*].return_decay",
+    ):
+        assert name in wide
+    # valuation and hesitation levels ride on the appeal: fitting both would be a ridge
+    assert "segments[*].valuation" not in wide and "segments[*].hesitation" not in wide
+    assert len(wide) == 3 + 4 + 2 + 5 + len(shop.segments) - 1
+
+
+def _summary(within: float, rms: float, converged: bool = True, left: tuple = ()) -> dict:
+    return {
+        "held_out": {"targets": 40, "within_95": within, "rms_z": rms},
+        "in_fit": {"targets": 40, "within_95": 1.0, "rms_z": 0.5},
+        "optimiser": {"fit": {"converged": converged, "stages": [{"stage": "local"}]}},
+        "unidentified": list(left),
+    }
+
+
+@pytest.mark.parametrize(
+    ("summary", "level"),
+    [
+        (_summary(0.95, 1.1), TRUST),
+        (_summary(0.95, 1.1, left=("segments[*].tolerance",)), TRUST),
+        (_summary(0.95, 2.5), CARE),
+        (_summary(0.80, 1.3), CARE),
+        (_summary(0.60, 3.0), DISTRUST),
+        (_summary(0.97, 1.0, converged=False), DISTRUST),
+    ],
+)
+def test_the_trust_verdict_reads_agreement_and_convergence(summary: dict, level: str) -> None:
+    v = verdict(summary)
+    assert v.level == level
+    assert any("held-out targets" in r for r in v.reasons)
+    if summary["unidentified"]:
+        assert any("left at their start values" in r for r in v.reasons)
+    assert v.lines()[0].endswith(level.upper())
