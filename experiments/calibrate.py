@@ -49,6 +49,7 @@ from experiments.calibration.forecast import (
     forecast,
 )
 from experiments.calibration.inputs import InputError, load_shop_data
+from experiments.calibration.parallel import default_workers
 from experiments.calibration.parameters import ParameterError, resolve
 from experiments.calibration.pipeline import calibrate
 from experiments.calibration.report import write_report
@@ -98,6 +99,7 @@ def general(args: argparse.Namespace) -> int:
         seed=args.seed,
         holdout=args.holdout,
         replicates=args.replicates,
+        workers=args.workers,
     )
     write_fitted(out, start, start_path, result.fitted, result.params, sources)
     forecasts = (
@@ -161,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     shop.add_argument("--journeys", type=int, default=20_000, help="simulated logged journeys")
     shop.add_argument("--holdout", type=float, default=0.2, help="share of journeys held out")
     shop.add_argument("--replicates", type=int, default=300, help="bootstrap replicates")
+    shop.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="processes simulating the fit's candidates (the figures do not depend on it; "
+        "default: the cores this process may use, at most 8)",
+    )
     shop.add_argument("--logger", help="the log's logging policy, if its metadata lacks it")
     shop.add_argument("--exploration", help="the log's exploration, e.g. epsilon:0.3")
     shop.add_argument(
@@ -182,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return legacy(args)
     if not args.out:
         parser.error("--data needs --out (the fitted scenario's YAML path)")
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
     try:
         return general(args)
     except (

@@ -71,3 +71,48 @@ def test_bad_coverage_arguments_are_refused(
         main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_zoo_benchmark_fits_an_unseen_shop_end_to_end(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tiny = ["--shoppers", "2000", "--sessions", "1500", "--logged", "1500"]
+    argv = [
+        "--zoo", "1", "--zoo-seed", "3", "--zoo-preset", "appeal,returns",
+        "--zoo-train-steps", "2048", "--eval-shoppers", "2000", "--forecast-scenarios", "3",
+        "--replicates", "20", "--workers", "2", *tiny,
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    (shop,) = result["shops"]
+    assert shop["shop"] == "zoo_3_0" and shop["segments"] >= 2
+    assert set(shop["parameters"]) == {
+        "calibration.new_shopper_appeal",
+        "calibration.existing_customer_appeal",
+        "calibration.existing_customer_share",
+        "segments[*].return_probability",
+        "segments[*].return_decay",
+    }
+    for p in shop["parameters"].values():
+        assert p["low"] <= p["value"] <= p["high"], p
+    names = set(shop["policies"]["true_within_forecast"])
+    assert {"never", "merchant_rules", "agent_on_fit"} <= names
+    assert any(n.startswith("always_") for n in names)
+    agents = shop["agents"]
+    assert set(agents["profit_per_1000"]) >= {"agent_on_fit", "agent_on_truth", "never"}
+    assert agents["best_rule"] in agents["profit_per_1000"]
+    totals = result["totals"]
+    assert totals["shops"] == 1 and totals["forecast_pairs"] == len(names)
+    assert shop["trust"]["level"] in {"trust it", "use with care", "do not trust it"}
+    assert "zoo of 1 shops (seed 3)" in out and "held-out targets within 95%" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--zoo", "-1"], ["--zoo", "2", "--zoo-first", "2"], ["--zoo", "1", "--zoo-preset", "nope"]],
+)
+def test_the_zoo_benchmark_refuses_bad_options(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2

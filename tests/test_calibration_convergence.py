@@ -3,6 +3,7 @@ the parallel evaluator, honest intervals, the wider presets and the trust verdic
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,8 +126,12 @@ def test_every_interval_holds_its_point_value_and_says_what_it_is() -> None:
     assert a.identified and a.text().startswith("9.9 [")
     assert not help_shift.identified and "within" in help_shift.reason
     assert help_shift.show(0.4) == "+0.4" and help_shift.shift
-    text = help_shift.text()
+    # as the fit leaves it: at its start value, which its interval holds
+    text = dataclasses.replace(help_shift, value=0.0, left=True).text()
     assert "left at its start value +0" in text and "the fit had put it at +0.4" in text
+    # as the fit keeps it: the start value ruled out by the data
+    ruled_out = dataclasses.replace(help_shift, start=-2.0)
+    assert "kept at the fit's value" in ruled_out.text() and "+0.4" in ruled_out.text()
 
 
 def test_a_falling_direction_is_not_called_flat() -> None:

@@ -10,14 +10,19 @@ cannot pin the parameters. :func:`converged_fit` therefore:
 1. **global stage**, when the start is far from the data (root mean square of the
    residuals above :data:`GLOBAL_RMS`): a scrambled Sobol design of :data:`GLOBAL_POINTS`
    points in the box ``start +- GLOBAL_SCALES`` scales (clipped to the bounds), simulated
-   as one batch; the local fit starts from the best of them and the start;
+   as one batch; the local fit starts from the best of them and the start. From such a
+   start the global stage and every least squares run on a *coarse* objective, the same
+   targets on a quarter of the simulated shoppers (:data:`COARSE`): the way to the
+   minimum's neighbourhood costs a quarter, and the steps below finish on the full one;
 2. **local fit**: least squares (:func:`.fitting.least_squares_fit`), then Gauss-Newton
    steps on regressions of the residuals (:func:`.smoothing.smoothed_fit`);
 3. **profile** along each singular direction of the fit's Jacobian
    (:func:`.intervals.profile_directions`). If some profiled point is lower than the fit
    by more than :data:`.intervals.FLAT_RISE`, the fit continues from the lowest such
-   point (step 2 again), at most :data:`CONTINUATIONS` times. Only the last profile, at a
-   fit that no profiled point beats, decides which directions are flat.
+   point (step 2 again); if none is but the Gauss-Newton steps were still moving when
+   they ran out, they go on from where they stopped. At most :data:`CONTINUATIONS`
+   times. Only the last profile, at a fit that no profiled point beats, decides which
+   directions are flat; the fit has *converged* when no profiled point beats it.
 
 How each stage ended is kept (:attr:`Converged.stages`): the global stage's best point,
 each local fit's scipy status and message, whether its Gauss-Newton steps settled, the
@@ -45,6 +50,7 @@ GLOBAL_RMS = 5.0  # residuals' root mean square at the start above which the glo
 GLOBAL_POINTS = 64  # Sobol points of the global stage (a power of 2)
 GLOBAL_SCALES = 3.0  # half-width of its box, in parameters' scales
 CONTINUATIONS = 3  # local fits restarted from a lower profiled point, at most
+COARSE = 4  # the coarse objective simulates this many times fewer shoppers
 
 
 @dataclass
@@ -87,26 +93,41 @@ def converged_fit(
     evaluate: Evaluator,
     max_evaluations: int = 80,
     global_rng: np.random.Generator | None = None,
+    coarse: tuple[Objective, Evaluator] | None = None,
 ) -> Converged:
-    """Fit ``obj`` from ``x0`` until no profiled point beats the fit (module docstring)."""
+    """Fit ``obj`` from ``x0`` until no profiled point beats the fit (module docstring).
+
+    ``coarse``: the same objective on fewer simulated shoppers, and its evaluator; from a
+    far start, the global stage and the least squares run on it (the Gauss-Newton steps,
+    the profile and everything after on ``obj``)."""
     params = obj.params
     low, high, _ = box(params)
     start = np.clip(np.asarray(x0, dtype=np.float64), low, high)
     stages: list[dict[str, Any]] = []
     at_start = evaluate(start)
     rms = float(np.sqrt(np.mean(at_start**2))) if at_start.size else 0.0
+    rough_obj, rough = obj, evaluate  # what the global stage and least squares run on
     if rms > GLOBAL_RMS:
-        start, stage = global_start(obj, start, evaluate, global_rng or np.random.default_rng())
+        if coarse is not None:
+            rough_obj, rough = coarse
+        start, stage = global_start(rough_obj, start, rough, global_rng or np.random.default_rng())
         stage["rms_start"] = round(rms, 2)
+        stage["coarse"] = coarse is not None
         stages.append(stage)
 
     def costs(points: list[Array]) -> list[float]:
         return [_cost(r) for r in evaluate.many(points)]
 
+    fit: LeastSquares | None = None
+    last: LeastSquares | None = None
     for round_ in range(CONTINUATIONS + 1):
-        before = evaluate.evaluations
-        local = least_squares_fit(obj, list(start), max_evaluations, evaluate)
+        before, before_rough = evaluate.evaluations, rough.evaluations
+        if fit is None:  # least squares from ``start``: the first round, or a lower point
+            local = least_squares_fit(rough_obj, list(start), max_evaluations, rough)
+        else:  # the Gauss-Newton steps were still moving: go on with them from there
+            local = fit
         fit, settled = smoothed_fit(params, evaluate, local, rng)
+        last = fit
         # the profile's points are single simulations: compare them with one at the
         # centre, not with the regression's smoothed residuals
         centre = _cost(evaluate(fit.x))
@@ -121,9 +142,14 @@ def converged_fit(
                 "chi_square": round(centre, 2),
                 "lower_profiled_points": len(falling),
                 "evaluations": evaluate.evaluations - before,
+                "coarse_evaluations": rough.evaluations - before_rough
+                if rough is not evaluate
+                else 0,
             }
         )
-        if not falling or round_ == CONTINUATIONS:
+        if falling:
+            start, fit = min(falling, key=lambda d: min(d.rise)).lowest(), None
+        elif settled:
             break
-        start = min(falling, key=lambda d: min(d.rise)).lowest()
-    return Converged(fit, directions, not falling, stages)
+    assert last is not None
+    return Converged(last, directions, not falling, stages)

@@ -5,8 +5,8 @@ intervals (:mod:`.intervals`), and a policy's profit moves with them. :func:`for
 carries that uncertainty through to each policy's profit per 1,000 shoppers:
 
 1. the fit's bootstrap replicates of the parameters (``CalibrationResult.replicates``,
-   the draws the parameter intervals are the percentiles of; a parameter the data does not
-   identify stays at its start value in every replicate, as in the fitted scenario) make
+   the draws the parameter intervals are the percentiles of; a parameter the fit left at
+   its start value stays there in every replicate, as in the fitted scenario) make
    ``scenarios`` replicate scenarios, the first ``scenarios`` rows (the replicates are
    independent resamples, so any ``scenarios`` of them are as good);
 2. each policy runs on the fitted scenario and on every replicate scenario, on the same

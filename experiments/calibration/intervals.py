@@ -27,7 +27,10 @@ parameters it trades off against (and on a direction that still falls when the
 continuations ran out, with "the fit did not settle"). A parameter is also flagged when
 its bootstrap interval is wider than :data:`UNIDENTIFIED_SHARE` of its allowed range or
 :data:`UNIDENTIFIED_SCALES` times its scale, or when the targets do not move with it at
-all. The fit then leaves it at its start value and says so.
+all. The fit then leaves it at its start value and says so, when its interval holds the
+start value (the data cannot tell the start from the fit); otherwise the start is ruled
+out, and the fit keeps its own value, flagged, with its interval as the range the data
+leaves open (:mod:`.pipeline`).
 
 **Honest intervals.** Every interval holds its point value (the percentiles of draws
 clipped at a bound can miss it). A parameter left at its start value keeps the interval
@@ -69,11 +72,7 @@ class Interval:
     reason: str = ""  # why it is not identified, in words
     shift: bool = False
     fitted: float = float("nan")  # where the fit put it (``value`` is the start when left)
-
-    @property
-    def left_at_start(self) -> bool:
-        """Not identified, so the fitted scenario keeps its start value."""
-        return not self.identified
+    left: bool = False  # not identified, and the fitted scenario keeps its start value
 
     def show(self, value: float) -> str:
         """``value`` as a reader sees it: ``x1.2`` (factor), ``+0.35`` (shift), ``0.7``."""
@@ -84,15 +83,20 @@ class Interval:
     def text(self) -> str:
         """The parameter in one line, labelled for what it is: an identified parameter's
         value and 95% interval; for one left at its start value, that value, then where
-        the fit had put it and that fit's interval (which need not hold the start)."""
+        the fit had put it and that fit's interval; for one not identified whose start
+        value the data rules out, the fit's value and the range the data leaves open."""
+        interval = f"[{self.show(self.low)}, {self.show(self.high)}]"
         if self.identified:
-            return f"{self.show(self.value)} [{self.show(self.low)}, {self.show(self.high)}]"
+            return f"{self.show(self.value)} {interval}"
+        if not self.left:
+            return (
+                f"not identified: {self.show(self.value)}, the data leaves it anywhere in "
+                f"{interval} (its start value {self.show(self.start)} lies outside: kept at "
+                "the fit's value)"
+            )
         text = f"not identified, left at its start value {self.show(self.start)}"
         if np.isfinite(self.fitted):
-            text += (
-                f"; the fit had put it at {self.show(self.fitted)}, 95% interval "
-                f"[{self.show(self.low)}, {self.show(self.high)}]"
-            )
+            text += f"; the fit had put it at {self.show(self.fitted)}, 95% interval {interval}"
         return text
 
 

@@ -64,12 +64,16 @@ def simulate_offer_log(
             if not core.running:
                 break
             mask = core.action_masks()
-            probs = exploration.probabilities(logger, obs, mask)
-            cdf = np.cumsum(probs, axis=1)
-            v = (1.0 - rng.random(core.n))[:, None] * cdf[:, -1:]
-            chosen = np.minimum((cdf < v).sum(axis=1), core.n_actions - 1)
             alive = core.alive.copy()
-            chosen = np.where(alive, chosen, 0)
+            u = 1.0 - rng.random(core.n)  # drawn for every row: the stream stays the same
+            # the logger decides for the shoppers in a journey only (a policy's choice for
+            # one row never depends on another's)
+            live = np.flatnonzero(alive)
+            cdf = np.cumsum(exploration.probabilities(logger, obs[live], mask[live]), axis=1)
+            chosen = np.zeros(core.n, dtype=np.int64)
+            chosen[live] = np.minimum(
+                (cdf < u[live, None] * cdf[:, -1:]).sum(axis=1), core.n_actions - 1
+            )
             t = core.t.copy()
             obs, _, terminated, truncated = core.step(chosen)
             done = alive & (terminated | truncated)

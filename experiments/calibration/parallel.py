@@ -13,6 +13,7 @@ process, so the figures do not depend on ``workers``: ``workers=1`` runs in this
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -34,6 +35,11 @@ def _install(residuals: Residuals) -> None:
 def _evaluate(x: Array) -> Array:
     assert _WORKER_RESIDUALS is not None, "the worker was started without an objective"
     return _WORKER_RESIDUALS(x)
+
+
+def default_workers(limit: int = 8) -> int:
+    """The cores this process may run on, at most ``limit``."""
+    return max(1, min(limit, len(os.sched_getaffinity(0))))
 
 
 class Evaluator:

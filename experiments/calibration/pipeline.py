@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from envs.scenario import Scenario
-from experiments.calibration.convergence import Converged, converged_fit
+from experiments.calibration.convergence import COARSE, Converged, converged_fit
 from experiments.calibration.fitting import (
     Array,
     Objective,
@@ -142,9 +142,16 @@ def _fit_once(
         raise ValueError(
             "no target of the data can be fitted: the data lacks what the targets need"
         )
-    with Evaluator(obj.residuals, workers) as evaluate:
-        done = converged_fit(obj, x0, rng, evaluate, max_evaluations, global_rng)
-        evaluations = evaluate.evaluations
+    coarse_obj = objective(start, params, data_targets, coarse_simulator(simulator))
+    with (
+        Evaluator(obj.residuals, workers) as evaluate,
+        Evaluator(coarse_obj.residuals, workers) as coarse,
+    ):
+        done = converged_fit(
+            obj, x0, rng, evaluate, max_evaluations, global_rng, (coarse_obj, coarse)
+        )
+        # a coarse simulation costs a fraction of a full one: counted as that fraction
+        evaluations = evaluate.evaluations + coarse.evaluations // COARSE
     ls = done.fit
     sim = obj.table(ls.x)
     deltas = bootstrap_deltas(data_targets, sim, obj.names, obj.used, rng, replicates)
@@ -153,6 +160,15 @@ def _fit_once(
     found = intervals(params, starts, ls.x, ls.jacobian, draws, done.directions)
     done.fit = dataclasses.replace(ls, evaluations=int(evaluations))
     return done, found, obj, draws
+
+
+def coarse_simulator(simulator: Simulator) -> Simulator:
+    """``simulator`` on :data:`.convergence.COARSE` times fewer shoppers and journeys."""
+    return dataclasses.replace(
+        simulator,
+        n_shoppers=max(1, simulator.n_shoppers // COARSE),
+        n_journeys=max(1, simulator.n_journeys // COARSE),
+    )
 
 
 def _ended(done: Converged) -> dict[str, Any]:
@@ -210,8 +226,12 @@ def calibrate(
     evaluations = ls.evaluations
     optimiser = {"fit": _ended(done)}
     values = list(ls.x)
-    keep = [i for i, p in enumerate(found) if p.identified]
-    if drop_unidentified and len(keep) < len(params):
+    # a parameter the data does not pin goes back to its start value when the data allows
+    # that value (its interval holds it); a start outside it would move the fit off the
+    # data, so the fit's value stays, flagged, with its bootstrap spread in the replicates
+    back = [i for i, p in enumerate(found) if not p.identified and p.low <= p.start <= p.high]
+    if drop_unidentified and back:
+        keep = [i for i in range(len(params)) if i not in back]
         values = list(x0)
         draws = np.tile(np.asarray(x0, dtype=np.float64), (len(draws), 1))
         if keep:
@@ -234,12 +254,10 @@ def calibrate(
                 values[i] = float(done2.fit.x[j])
                 found[i] = refound[j]
             draws[:, keep] = redraws
-        for i, p in enumerate(found):
-            if not p.identified:  # left at the start value, its interval kept to show why
-                # (also one the refit newly flags: the scenario and replicates follow)
-                found[i] = dataclasses.replace(p, value=p.start)
-                values[i] = p.start
-                draws[:, i] = p.start
+        for i in back:  # left at the start value, the interval of the fit kept to show why
+            found[i] = dataclasses.replace(found[i], value=found[i].start, left=True)
+            values[i] = found[i].start
+            draws[:, i] = found[i].start
     fitted = apply(start, params, values)
     fitted = fitted.replace(name=name or f"{start.name}_fitted")
     check = simulator.seed + CHECK_SEED_OFFSET

@@ -116,13 +116,16 @@ def _param_table(params: Sequence[Interval]) -> str:
     rows = []
     for p in params:
         interval = f"[{p.show(p.low)}, {p.show(p.high)}]"
-        if not p.identified:  # the interval is the fit's, around where the fit had put it
+        if p.left:  # the interval is the fit's, around where the fit had put it
             interval += f"<br><small>of the fit at {p.show(p.fitted)}, not of the start</small>"
+        state = "yes"
+        if not p.identified:
+            state = "no: left at its start value" if p.left else "no: kept at the fit's value"
         rows.append(
             f"<tr{'' if p.identified else ' class=out'}><td>{escape(p.name)}</td>"
             f"<td>{p.show(p.start)}</td><td>{p.show(p.value)}</td>"
             f"<td>{interval}</td>"
-            f"<td>{'yes' if p.identified else 'no: left at its start value'}"
+            f"<td>{state}"
             f"{'' if p.identified or not p.reason else ': ' + escape(p.reason)}</td></tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
@@ -246,8 +249,8 @@ def _forecast_section(forecasts: Mapping[str, Forecast]) -> str:
         f"What each policy would earn per 1,000 shoppers on the fitted scenario, "
         f"{first.n_shoppers:,} simulated shoppers. The forecast interval counts the fit's "
         f"uncertainty ({len(first.replicates)} replicate scenarios from the bootstrap of "
-        "the parameters, the same shoppers on each; a parameter not identified stays at "
-        "its start value) and the simulation's noise; 'noise only' takes the fit as exact."
+        "the parameters, the same shoppers on each; a parameter left at its start value "
+        "stays there) and the simulation's noise; 'noise only' takes the fit as exact."
     )
     return (
         f"<h2>Profit forecast</h2><p class=meta>{escape(note)}</p>"
@@ -269,11 +272,12 @@ def render_report(
             f"<p class=warn>The data does not pin down {len(unidentified)} of "
             f"{len(result.params)} parameters: {escape(words)}. Along some direction of "
             "them the fit's objective barely changes (the targets cannot tell those values "
-            "apart, or one stands in for another), so the fit left them at their start "
-            "values: "
-            "the fitted scenario keeps the start's assumption there, and whatever a policy "
-            "trained on it does with those shoppers rests on that assumption, not on the "
-            "shop's data. More journeys, or logs in which those concessions were offered "
+            "apart, or one stands in for another). Where the data allows the start value, "
+            "the fit left them there: the fitted scenario keeps the start's assumption, and "
+            "whatever a policy trained on it does with those shoppers rests on that "
+            "assumption, not on the shop's data. Where the data rules the start value out, "
+            "the fit kept its own value and the forecasts carry the whole range the data "
+            "leaves open. More journeys, or logs in which those concessions were offered "
             "at random, would identify them.</p>"
         )
     else:
