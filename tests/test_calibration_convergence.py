@@ -80,6 +80,21 @@ def test_a_far_start_runs_the_global_stage_and_a_near_one_does_not() -> None:
         np.testing.assert_allclose(done.fit.x, problem.truth, atol=0.05)
 
 
+def test_a_refit_goes_on_from_its_values_without_least_squares() -> None:
+    problem = _problem(5)
+    with Evaluator(problem.residuals) as evaluate:
+        done = converged_fit(
+            problem,  # type: ignore[arg-type]
+            problem.truth + 0.5,
+            np.random.default_rng(0),
+            evaluate,
+            local_only=True,
+        )
+    assert done.stages[0]["stage"] == "local"
+    assert "refit" in done.fit.message and done.converged
+    np.testing.assert_allclose(done.fit.x, problem.truth, atol=0.05)
+
+
 def test_a_fit_that_never_settles_says_so() -> None:
     # a residual that keeps falling beyond every bound's reach: each round stops on its
     # budget, and after the last continuation the fit reports it did not converge

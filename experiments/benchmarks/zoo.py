@@ -10,7 +10,8 @@ economics. For each shop, as a real shop would:
    from the shop (the *truth*) on seeds the fit never uses;
 2. **fit**: the preset ``--zoo-preset`` (``wide``) of the start that has the shop's
    economics and catalogue and ``default``'s shoppers (:func:`.zoo.start_for`), with
-   ``--workers`` processes; 20% of the journeys held out;
+   ``--workers`` processes, ``--shoppers`` simulated sessions and half as many simulated
+   logged journeys per candidate; 20% of the journeys held out;
 3. **policies**: ``never``, ``merchant_rules``, the best ``always_*`` on the truth, and a
    MaskablePPO agent trained on the *fitted* scenario (``--zoo-train-steps``), each run on
    the truth and forecast on the fit (:func:`.recovery.compare_policies`: the truth inside
@@ -127,7 +128,7 @@ def one_shop(truth: Scenario, reference: Scenario, args: argparse.Namespace) -> 
         resolve(args.zoo_preset, start),
         name=f"{truth.name}_fitted",
         n_shoppers=args.shoppers,
-        n_journeys=args.logged,
+        n_journeys=args.shoppers // 2,  # simulated logged journeys: half the shoppers
         seed=seed,
         replicates=args.replicates,
         workers=args.workers,

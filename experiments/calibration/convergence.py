@@ -13,7 +13,9 @@ cannot pin the parameters. :func:`converged_fit` therefore:
    as one batch; the local fit starts from the best of them and the start. From such a
    start the global stage and every least squares run on a *coarse* objective, the same
    targets on a quarter of the simulated shoppers (:data:`COARSE`): the way to the
-   minimum's neighbourhood costs a quarter, and the steps below finish on the full one;
+   minimum's neighbourhood costs a quarter, and the steps below finish on the full one
+   (at most :data:`COARSE_ITERATIONS` iterations of least squares: from there the
+   Gauss-Newton steps and the continuations take over);
 2. **local fit**: least squares (:func:`.fitting.least_squares_fit`), then Gauss-Newton
    steps on regressions of the residuals (:func:`.smoothing.smoothed_fit`);
 3. **profile** along each singular direction of the fit's Jacobian
@@ -22,7 +24,10 @@ cannot pin the parameters. :func:`converged_fit` therefore:
    point (step 2 again); if none is but the Gauss-Newton steps were still moving when
    they ran out, they go on from where they stopped. At most :data:`CONTINUATIONS`
    times. Only the last profile, at a fit that no profiled point beats, decides which
-   directions are flat; the fit has *converged* when no profiled point beats it.
+   directions are flat; the fit has *converged* when no profiled point beats it. From a
+   far start the Gauss-Newton steps are guarded (a step that makes the fit worse is
+   taken back) and a continuation that ends worse than an earlier round does not
+   replace it: the result is the best round's.
 
 How each stage ended is kept (:attr:`Converged.stages`): the global stage's best point,
 each local fit's scipy status and message, whether its Gauss-Newton steps settled, the
@@ -51,6 +56,7 @@ GLOBAL_POINTS = 64  # Sobol points of the global stage (a power of 2)
 GLOBAL_SCALES = 3.0  # half-width of its box, in parameters' scales
 CONTINUATIONS = 3  # local fits restarted from a lower profiled point, at most
 COARSE = 4  # the coarse objective simulates this many times fewer shoppers
+COARSE_ITERATIONS = 40  # least-squares iterations on it, at most (a Jacobian each)
 
 
 @dataclass
@@ -94,12 +100,15 @@ def converged_fit(
     max_evaluations: int = 80,
     global_rng: np.random.Generator | None = None,
     coarse: tuple[Objective, Evaluator] | None = None,
+    local_only: bool = False,
 ) -> Converged:
     """Fit ``obj`` from ``x0`` until no profiled point beats the fit (module docstring).
 
     ``coarse``: the same objective on fewer simulated shoppers, and its evaluator; from a
     far start, the global stage and the least squares run on it (the Gauss-Newton steps,
-    the profile and everything after on ``obj``)."""
+    the profile and everything after on ``obj``). ``local_only``: ``x0`` is already near
+    the minimum (a refit from a fit's values): no global stage, no least squares, the
+    Gauss-Newton steps start from ``x0``."""
     params = obj.params
     low, high, _ = box(params)
     start = np.clip(np.asarray(x0, dtype=np.float64), low, high)
@@ -107,32 +116,41 @@ def converged_fit(
     at_start = evaluate(start)
     rms = float(np.sqrt(np.mean(at_start**2))) if at_start.size else 0.0
     rough_obj, rough = obj, evaluate  # what the global stage and least squares run on
-    if rms > GLOBAL_RMS:
+    iterations = max_evaluations
+    far = local_only or rms > GLOBAL_RMS  # steps are guarded; the best round is kept
+    if rms > GLOBAL_RMS and not local_only:
         if coarse is not None:
             rough_obj, rough = coarse
         start, stage = global_start(rough_obj, start, rough, global_rng or np.random.default_rng())
         stage["rms_start"] = round(rms, 2)
         stage["coarse"] = coarse is not None
         stages.append(stage)
+        iterations = min(max_evaluations, COARSE_ITERATIONS)
 
     def costs(points: list[Array]) -> list[float]:
         return [_cost(r) for r in evaluate.many(points)]
 
     fit: LeastSquares | None = None
+    best = np.inf
+    kept_directions: list[Direction] = []
+    kept_falling: list[Direction] = []
+    if local_only:
+        fit = LeastSquares(start, at_start, np.zeros((at_start.size, len(start))), 1, "refit")
     last: LeastSquares | None = None
     for round_ in range(CONTINUATIONS + 1):
         before, before_rough = evaluate.evaluations, rough.evaluations
-        if fit is None:  # least squares from ``start``: the first round, or a lower point
-            local = least_squares_fit(rough_obj, list(start), max_evaluations, rough)
-        else:  # the Gauss-Newton steps were still moving: go on with them from there
-            local = fit
-        fit, settled = smoothed_fit(params, evaluate, local, rng)
-        last = fit
+        # least squares from ``start`` (the first round, or a lower point), or the
+        # Gauss-Newton steps going on from where they stopped (or from a refit's values)
+        local = fit or least_squares_fit(rough_obj, list(start), iterations, rough)
+        fit, settled = smoothed_fit(params, evaluate, local, rng, guarded=far)
         # the profile's points are single simulations: compare them with one at the
         # centre, not with the regression's smoothed residuals
         centre = _cost(evaluate(fit.x))
         directions = profile_directions(params, fit.x, fit.jacobian, costs, centre)
         falling = [d for d in directions if d.falls]
+        if last is None or not far or centre < best:
+            # a continuation that ends worse than an earlier round does not replace it
+            last, best, kept_directions, kept_falling = fit, centre, directions, falling
         stages.append(
             {
                 "stage": "local" if round_ == 0 else f"continued ({round_})",
@@ -152,4 +170,4 @@ def converged_fit(
         elif settled:
             break
     assert last is not None
-    return Converged(last, directions, not falling, stages)
+    return Converged(last, kept_directions, not kept_falling, stages)

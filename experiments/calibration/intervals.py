@@ -73,6 +73,7 @@ class Interval:
     shift: bool = False
     fitted: float = float("nan")  # where the fit put it (``value`` is the start when left)
     left: bool = False  # not identified, and the fitted scenario keeps its start value
+    settled: bool = True  # no profiled direction it loads on still lowers the objective
 
     def show(self, value: float) -> str:
         """``value`` as a reader sees it: ``x1.2`` (factor), ``+0.35`` (shift), ``0.7``."""
@@ -89,10 +90,14 @@ class Interval:
         if self.identified:
             return f"{self.show(self.value)} {interval}"
         if not self.left:
+            why = (
+                "the fit had not settled along it"
+                if not self.settled
+                else f"its start value {self.show(self.start)} lies outside"
+            )
             return (
                 f"not identified: {self.show(self.value)}, the data leaves it anywhere in "
-                f"{interval} (its start value {self.show(self.start)} lies outside: kept at "
-                "the fit's value)"
+                f"{interval} ({why}: kept at the fit's value)"
             )
         text = f"not identified, left at its start value {self.show(self.start)}"
         if np.isfinite(self.fitted):
@@ -209,6 +214,7 @@ def intervals(
     out = []
     for i, p in enumerate(params):
         reasons = []
+        settled = True
         if moves[i] <= 1e-9:
             reasons.append("the targets do not move with it")
         limit = min(UNIDENTIFIED_SHARE * span[i], UNIDENTIFIED_SCALES * p.scale)
@@ -228,6 +234,7 @@ def intervals(
             rise = min(d.rise)
             together = f" together with {', '.join(others)}" if others else ""
             if d.falls:
+                settled = False
                 reasons.append(
                     f"the fit did not settle: moving it {PROFILE_SCALES:g} scales{together} "
                     f"lowers the fit's chi-square by {-rise:.1f}"
@@ -251,6 +258,7 @@ def intervals(
                 "; ".join(reasons),
                 shift=p.shift,
                 fitted=float(x[i]),
+                settled=settled,
             )
         )
     return out

@@ -136,6 +136,7 @@ def _fit_once(
     max_evaluations: int,
     workers: int,
     global_rng: np.random.Generator,
+    local_only: bool = False,
 ) -> tuple[Converged, list[Interval], Objective, Array]:
     obj = objective(start, params, data_targets, simulator)
     if not obj.used.any():
@@ -148,7 +149,7 @@ def _fit_once(
         Evaluator(coarse_obj.residuals, workers) as coarse,
     ):
         done = converged_fit(
-            obj, x0, rng, evaluate, max_evaluations, global_rng, (coarse_obj, coarse)
+            obj, x0, rng, evaluate, max_evaluations, global_rng, (coarse_obj, coarse), local_only
         )
         # a coarse simulation costs a fraction of a full one: counted as that fraction
         evaluations = evaluate.evaluations + coarse.evaluations // COARSE
@@ -229,7 +230,13 @@ def calibrate(
     # a parameter the data does not pin goes back to its start value when the data allows
     # that value (its interval holds it); a start outside it would move the fit off the
     # data, so the fit's value stays, flagged, with its bootstrap spread in the replicates
-    back = [i for i, p in enumerate(found) if not p.identified and p.low <= p.start <= p.high]
+    # (a parameter on a direction the fit had not finished is not on a flat ridge: it too
+    # keeps the fit's value)
+    back = [
+        i
+        for i, p in enumerate(found)
+        if not p.identified and p.settled and p.low <= p.start <= p.high
+    ]
     if drop_unidentified and back:
         keep = [i for i in range(len(params)) if i not in back]
         values = list(x0)
@@ -247,6 +254,9 @@ def calibrate(
                 max_evaluations,
                 workers,
                 global_rng,
+                # after a far start's fit, the refit goes on from its values by
+                # Gauss-Newton steps; near the start it reruns the least squares
+                local_only=any(s["stage"] == "global" for s in done.stages),
             )
             evaluations += done2.fit.evaluations
             optimiser["refit without the unidentified"] = _ended(done2)

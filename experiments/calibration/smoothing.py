@@ -46,6 +46,7 @@ HALF_WIDTH = 1.0  # scales: wide enough to average the rough part, narrow enough
 STEP_LIMIT = 2.0  # scales: no step of the linear model reaches further than this
 TOLERANCE = 0.1  # scales: a step shorter than this ends the fit
 MAX_STEPS = 4
+REJECT_RISE = 3.84  # a guarded step raising the sum of squares by more is taken back
 
 
 def design(params: Sequence[Parameter], centre: Array, rng: np.random.Generator) -> Array:
@@ -71,24 +72,39 @@ def smoothed_fit(
     residuals: Evaluator,
     fit: LeastSquares,
     rng: np.random.Generator,
+    guarded: bool = False,
 ) -> tuple[LeastSquares, bool]:
     """``fit`` moved by Gauss-Newton steps on regressions of ``residuals`` (see the module
     docstring); its Jacobian is the last regression's, its residuals the regression's
     intercept (the smoothed residuals at the centre). Also whether the steps settled
-    (the last one shorter than :data:`TOLERANCE`) rather than ran out."""
+    (the last one shorter than :data:`TOLERANCE`) rather than ran out.
+
+    ``guarded``: a step whose new centre is worse than the old one by more than
+    :data:`REJECT_RISE` in the sum of squares (a single simulation at each centre, the
+    design's first point) is taken back, and the next step may reach half as far. Far
+    from the minimum, with many parameters, a regression of a few dozen points can
+    point the wrong way."""
     low, high, scale = box(params)
     centre = np.asarray(fit.x, dtype=np.float64)
     evaluations = fit.evaluations
-    steps, settled = 0, False
+    steps, settled, rejected = 0, False, 0
+    limit = STEP_LIMIT
+    kept: tuple[Array, float, Array, Array] | None = None  # centre, cost, intercept, slope
     while True:
         points = design(params, centre, rng)
         values = np.stack(residuals.many(points))
         evaluations += len(points)
-        intercept, jacobian = regression(points, values, centre)
+        cost = float(np.sum(values[0] ** 2))
+        if guarded and kept is not None and cost > kept[1] + REJECT_RISE:
+            centre, cost, intercept, jacobian = kept
+            limit, rejected = limit / 2.0, rejected + 1
+        else:
+            intercept, jacobian = regression(points, values, centre)
+            kept = (centre, cost, intercept, jacobian)
         if settled or steps == MAX_STEPS:
             break
-        lower = np.maximum(low - centre, -STEP_LIMIT * scale)
-        upper = np.minimum(high - centre, STEP_LIMIT * scale)
+        lower = np.maximum(low - centre, -limit * scale)
+        upper = np.minimum(high - centre, limit * scale)
         # tiny slack: lsq_linear wants lower < upper where a parameter sits on a bound
         step = lsq_linear(jacobian, -intercept, bounds=(lower, upper + 1e-12)).x
         step = np.clip(step, lower, upper)
@@ -96,6 +112,8 @@ def smoothed_fit(
         steps += 1
         settled = bool(np.linalg.norm(step / scale) < TOLERANCE)
     ended = "settled" if settled else f"stopped after {MAX_STEPS}, still moving"
+    if rejected:
+        ended += f", {rejected} taken back"
     smoothed = dataclasses.replace(
         fit,
         x=centre,
