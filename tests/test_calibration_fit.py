@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -374,7 +375,9 @@ def test_the_app_exits_2_on_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "always_nothing_at_all" in capsys.readouterr().err
 
 
-def test_the_app_fits_a_session_table_end_to_end(tmp_path: Path) -> None:
+def test_the_app_fits_a_session_table_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     shop = dataclasses.replace(
         DEFAULT, calibration=dataclasses.replace(DEFAULT.calibration, new_shopper_appeal=-0.3)
     )
@@ -399,9 +402,18 @@ def test_the_app_fits_a_session_table_end_to_end(tmp_path: Path) -> None:
             "3",
             "--forecast-shoppers",
             "2000",
+            "--workers",
+            "2",
         ]
     )
     assert code == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(printed.strip().splitlines()[-1])
+    # the verdict on trusting the fit, in the console and the JSON, with its reasons
+    level = summary["trust"]["level"]
+    assert f"for choosing a policy: {level.upper()}" in printed
+    assert any("held-out targets" in r for r in summary["trust"]["reasons"])
+    assert summary["optimiser"]["fit"]["stages"][0]["stage"] == "local"
     fitted = load_scenario(out)
     assert fitted.name == "my_shop"
     assert abs(fitted.calibration.new_shopper_appeal - (-0.3)) < abs(
@@ -409,3 +421,4 @@ def test_the_app_fits_a_session_table_end_to_end(tmp_path: Path) -> None:
     )
     page = out.with_suffix(".html").read_text()
     assert "<img" in page and "Profit forecast" in page and "merchant_rules" in page
+    assert "For choosing a policy:" in page

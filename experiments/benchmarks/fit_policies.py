@@ -11,22 +11,10 @@ from envs.scenario import Scenario
 
 def trained_agent(scenario: Scenario, steps: int, seed: int, name: str = "trained_agent") -> Policy:
     """MaskablePPO (the project's hyper-parameters) trained on ``scenario`` for ``steps``."""
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
-
     from agents.learned import LearnedPolicy
-    from agents.vec_env import ShopperVecEnv
-    from experiments.benchmarks.train import _agent_hparams
+    from experiments.benchmarks.train import maskable_ppo
 
-    kwargs, n_envs = _agent_hparams()
-    env = VecNormalize(
-        VecMonitor(ShopperVecEnv(scenario, n_envs, seed=seed)),
-        norm_obs=False,
-        norm_reward=True,
-        gamma=0.99,
-        clip_reward=50.0,
-    )
-    model = MaskablePPO(env=env, seed=seed, device="cpu", **kwargs)
+    model = maskable_ppo(scenario, seed)
     model.learn(total_timesteps=steps)
     return LearnedPolicy(model, name=name)
 

@@ -243,6 +243,25 @@ def _agent_hparams() -> tuple[dict[str, Any], int]:
     return kwargs, n_envs
 
 
+def maskable_ppo(scenario: Any, seed: int) -> Any:
+    """An untrained MaskablePPO with the project's hyper-parameters on ``scenario``'s
+    batched env (rewards normalised, as training does)."""
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+
+    from agents.vec_env import ShopperVecEnv
+
+    kwargs, n_envs = _agent_hparams()
+    env = VecNormalize(
+        VecMonitor(ShopperVecEnv(scenario, n_envs, seed=seed)),
+        norm_obs=False,
+        norm_reward=True,
+        gamma=0.99,
+        clip_reward=50.0,
+    )
+    return MaskablePPO(env=env, seed=seed, device="cpu", **kwargs)
+
+
 def train_curve(
     timesteps: int,
     eval_every: int,
@@ -254,14 +273,11 @@ def train_curve(
 ) -> dict[str, Any]:
     """Train MaskablePPO for ``timesteps``; its curve of
     (timesteps, train wall s, profit per 1,000, gain over never per 1,000)."""
-    from sb3_contrib import MaskablePPO
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
     from agents.learned import LearnedPolicy
     from agents.registry import NEVER, build_policies
     from agents.rollout import run_policy
-    from agents.vec_env import ShopperVecEnv
     from envs.scenario_files import load_scenario
     from experiments.evaluation.kpis import PER
 
@@ -272,14 +288,7 @@ def train_curve(
     never_per_1000 = float(run_policy(market, never, n_shoppers, eval_seed, cohort).profit.mean())
     never_per_1000 *= PER
     kwargs, n_envs = _agent_hparams()
-    env = VecNormalize(
-        VecMonitor(ShopperVecEnv(market, n_envs, seed=seed)),
-        norm_obs=False,
-        norm_reward=True,
-        gamma=0.99,
-        clip_reward=50.0,
-    )
-    model = MaskablePPO(env=env, seed=seed, device="cpu", **kwargs)
+    model = maskable_ppo(market, seed)
     curve: list[tuple[int, float, float, float]] = []
     clock = {"train_s": 0.0, "since": time.perf_counter(), "eval_s": 0.0}
 

@@ -10,16 +10,21 @@
    lower point the profile finds (:mod:`.convergence`);
 3. 95% intervals by the bootstrap over journeys, and the parameters the data does not
    pin down (:mod:`.intervals`);
-4. if some are not identified, they go back to their start values and the others are
-   fitted again without them (their intervals recomputed); the bootstrap replicates of
-   the parameters are kept as the fitted scenario takes them, the unidentified ones at
-   their start values in every replicate (:mod:`.forecast` runs policies on them);
+4. a parameter not identified goes back to its start value when its interval holds it
+   and the fit had settled along it (the data cannot tell the start from the fit), and
+   the others are fitted again without those (their intervals recomputed; after a far
+   start's fit, by Gauss-Newton steps from its values); one whose start the data rules
+   out keeps the fit's value, flagged. The bootstrap replicates of the parameters are
+   kept as the fitted scenario takes them, a parameter left at its start value at that
+   value in every replicate (:mod:`.forecast` runs policies on them);
 5. observed against simulated for every target, on the fitted journeys and on the held-out
    ones, for the fitted scenario and the start (:mod:`.holdout`).
 
 The result holds everything the fitted YAML (:mod:`.scenario_file`) and the fit report
-(:mod:`.report`) need. All randomness comes from ``seed``: the simulations, the split, the
-bootstrap.
+(:mod:`.report`) need, and the verdict on trusting it for choosing a policy
+(:mod:`.trust`). All randomness comes from ``seed``: the simulations, the split, the
+bootstrap, and (from its own stream) the global stage. ``workers`` processes simulate
+the candidates (:mod:`.parallel`); the figures do not depend on it.
 """
 
 from __future__ import annotations
@@ -211,18 +216,25 @@ def calibrate(
     fit_part = everything.subset(~held)
     simulator = Simulator(data, n_shoppers, n_journeys, seed)
     x0 = [p.start(start) for p in params]
-    done, found, obj, draws = _fit_once(
-        start,
-        params,
-        x0,
-        fit_part,
-        simulator,
-        rng,
-        replicates,
-        max_evaluations,
-        workers,
-        global_rng,
-    )
+
+    def fit_once(
+        which: Sequence[Parameter], x: Sequence[float], local_only: bool = False
+    ) -> tuple[Converged, list[Interval], Objective, Array]:
+        return _fit_once(
+            start,
+            which,
+            x,
+            fit_part,
+            simulator,
+            rng,
+            replicates,
+            max_evaluations,
+            workers,
+            global_rng,
+            local_only,
+        )
+
+    done, found, obj, draws = fit_once(params, x0)
     ls = done.fit
     evaluations = ls.evaluations
     optimiser = {"fit": _ended(done)}
@@ -242,21 +254,11 @@ def calibrate(
         values = list(x0)
         draws = np.tile(np.asarray(x0, dtype=np.float64), (len(draws), 1))
         if keep:
-            kept = [params[i] for i in keep]
-            done2, refound, _, redraws = _fit_once(
-                start,
-                kept,
-                [ls.x[i] for i in keep],
-                fit_part,
-                simulator,
-                rng,
-                replicates,
-                max_evaluations,
-                workers,
-                global_rng,
-                # after a far start's fit, the refit goes on from its values by
-                # Gauss-Newton steps; near the start it reruns the least squares
-                local_only=any(s["stage"] == "global" for s in done.stages),
+            # after a far start's fit, the refit goes on from its values by Gauss-Newton
+            # steps; near the start it reruns the least squares
+            far = any(s["stage"] == "global" for s in done.stages)
+            done2, refound, _, redraws = fit_once(
+                [params[i] for i in keep], [ls.x[i] for i in keep], far
             )
             evaluations += done2.fit.evaluations
             optimiser["refit without the unidentified"] = _ended(done2)

@@ -171,22 +171,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_offers_per_shopper": (2, 4),
 }
 
-TRAITS: tuple[str, ...] = (
-    "valuation",
-    "valuation_spread",
-    "hesitation",
-    "hesitation_spread",
-    "abandon_hazard",
-    "return_probability",
-    "return_decay",
-    "price_sensitivity",
-    "shipping_sensitivity",
-    "speed_sensitivity",
-    "gift_sensitivity",
-    "voucher_sensitivity",
-    "help_value",
-    "tolerance",
-    "retarget_lift",
+TRAITS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(Segment) if f.name not in ("name", "share", "consent_rate")
 )
 """The segment traits drawn per segment (every numeric field of :class:`Segment` but the
 share and the consent override), in the order they are drawn."""
