@@ -15,6 +15,10 @@ Usage::
         --start default --fit appeal,sensitivities --out my_shop.yaml \\
         --forecast never merchant_rules           # and what those would earn on it
 
+The output ends with a verdict on trusting the fitted scenario for choosing a policy, and
+its reasons (:mod:`experiments.calibration.trust`). ``--workers`` processes simulate the
+fit's candidates (by default the cores available; the figures do not depend on it).
+
 With ``--forecast``, each named policy runs on the fitted scenario and on bootstrap
 replicate scenarios of the fit (:mod:`experiments.calibration.forecast`): its profit per
 1,000 shoppers with a 95% interval of the fit's uncertainty and the simulation's noise, in

@@ -60,7 +60,7 @@ def test_a_fit_stopped_short_continues_from_the_lower_profiled_point(seed: int) 
 
 def test_a_far_start_runs_the_global_stage_and_a_near_one_does_not() -> None:
     problem = _problem(3)
-    far = problem.truth + 2.5
+    far = problem.truth + 4.0
     near = problem.truth + 0.01
     for start, expected in ((far, True), (near, False)):
         with Evaluator(problem.residuals) as evaluate:

@@ -51,7 +51,7 @@ from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import box
 from experiments.calibration.smoothing import smoothed_fit
 
-GLOBAL_RMS = 5.0  # residuals' root mean square at the start above which the global stage runs
+GLOBAL_RMS = 10.0  # residuals' root mean square at the start above which the global stage runs
 GLOBAL_POINTS = 64  # Sobol points of the global stage (a power of 2)
 GLOBAL_SCALES = 3.0  # half-width of its box, in parameters' scales
 CONTINUATIONS = 3  # local fits restarted from a lower profiled point, at most
