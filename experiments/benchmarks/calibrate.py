@@ -58,7 +58,7 @@ from experiments.calibration.pipeline import CalibrationResult, calibrate
 from experiments.calibration.recovery import EVAL_SEED_OFFSET, compare_policies, recover, truth
 from experiments.calibration.sessions import online_shoppers_sessions
 
-ZOO_TRAIN_STEPS = 500_000
+ZOO_TRAIN_STEPS = 1_500_000
 
 CASES: dict[str, tuple[dict[str, float], str]] = {
     "sensitivities": (
