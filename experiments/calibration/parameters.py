@@ -128,17 +128,6 @@ class Parameter:
         return self.factor or self.shift
 
     @property
-    def unit(self) -> str:
-        """How a value reads: ``x`` before a factor, a sign for a shift, nothing else."""
-        return "x" if self.factor else ("+" if self.shift else "")
-
-    def show(self, value: float) -> str:
-        """``value`` as a reader sees it: ``x1.2``, ``+0.35``/``-0.35``, ``0.7``."""
-        if self.shift:
-            return f"{value:+.4g}"
-        return f"{self.unit}{value:.4g}"
-
-    @property
     def segment_share(self) -> bool:
         """One segment's share: a weight of the mixture of segments (normalised over them)."""
         name = self.name
