@@ -38,7 +38,7 @@ same random numbers as before it existed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,14 +99,15 @@ def converged_fit(
     evaluate: Evaluator,
     max_evaluations: int = 80,
     global_rng: np.random.Generator | None = None,
-    coarse: tuple[Objective, Evaluator] | None = None,
+    coarse: Callable[[], tuple[Objective, Evaluator]] | None = None,
     local_only: bool = False,
 ) -> Converged:
     """Fit ``obj`` from ``x0`` until no profiled point beats the fit (module docstring).
 
-    ``coarse``: the same objective on fewer simulated shoppers, and its evaluator; from a
-    far start, the global stage and the least squares run on it (the Gauss-Newton steps,
-    the profile and everything after on ``obj``). ``local_only``: ``x0`` is already near
+    ``coarse``: builds the same objective on fewer simulated shoppers, and its evaluator
+    (called only from a far start); from a far start, the global stage and the least
+    squares run on it (the Gauss-Newton steps, the profile and everything after on
+    ``obj``). ``local_only``: ``x0`` is already near
     the minimum (a refit from a fit's values): no global stage, no least squares, the
     Gauss-Newton steps start from ``x0``."""
     params = obj.params
@@ -120,7 +121,7 @@ def converged_fit(
     far = local_only or rms > GLOBAL_RMS  # steps are guarded; the best round is kept
     if rms > GLOBAL_RMS and not local_only:
         if coarse is not None:
-            rough_obj, rough = coarse
+            rough_obj, rough = coarse()
         start, stage = global_start(rough_obj, start, rough, global_rng or np.random.default_rng())
         stage["rms_start"] = round(rms, 2)
         stage["coarse"] = coarse is not None

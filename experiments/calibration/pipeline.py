@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,16 +149,21 @@ def _fit_once(
         raise ValueError(
             "no target of the data can be fitted: the data lacks what the targets need"
         )
-    coarse_obj = objective(start, params, data_targets, coarse_simulator(simulator))
-    with (
-        Evaluator(obj.residuals, workers) as evaluate,
-        Evaluator(coarse_obj.residuals, workers) as coarse,
-    ):
+    with ExitStack() as stack:
+        evaluate = stack.enter_context(Evaluator(obj.residuals, workers))
+        coarse: list[Evaluator] = []
+
+        def coarse_objective() -> tuple[Objective, Evaluator]:
+            """Built only for a far start (it simulates the start once)."""
+            rough = objective(start, params, data_targets, coarse_simulator(simulator))
+            coarse.append(stack.enter_context(Evaluator(rough.residuals, workers)))
+            return rough, coarse[-1]
+
         done = converged_fit(
-            obj, x0, rng, evaluate, max_evaluations, global_rng, (coarse_obj, coarse), local_only
+            obj, x0, rng, evaluate, max_evaluations, global_rng, coarse_objective, local_only
         )
         # a coarse simulation costs a fraction of a full one: counted as that fraction
-        evaluations = evaluate.evaluations + coarse.evaluations // COARSE
+        evaluations = evaluate.evaluations + sum(c.evaluations for c in coarse) // COARSE
     ls = done.fit
     sim = obj.table(ls.x)
     deltas = bootstrap_deltas(data_targets, sim, obj.names, obj.used, rng, replicates)
