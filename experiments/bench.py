@@ -1,16 +1,20 @@
 """Benchmarks: figures and ratios against references measured in the same run.
 
-Usage::
+Usage (``concede bench`` or ``python -m experiments.bench``)::
 
-    python -m experiments.bench env         # simulator throughput vs Gymnasium's CartPole
-    python -m experiments.bench evaluate    # 100,000 shoppers x 5 baselines, and the oracle
-    python -m experiments.bench train fps   # PPO on our VecEnv vs CartPole (convergence, sweep)
-    python -m experiments.bench serve       # the exported policy in process and over HTTP
-    python -m experiments.bench decide      # the decision service against stock MLflow serving
-    python -m experiments.bench calibrate   # parameter recovery of the scenario fit
-    python -m experiments.bench ope         # off-policy estimators against the simulator's truth
-    python -m experiments.bench headroom R  # a run's agent vs the opponents and both bounds
-    python -m experiments.bench <name> --help
+    concede bench env         # simulator throughput vs Gymnasium's CartPole
+    concede bench evaluate    # 100,000 shoppers x 5 baselines, and the oracle
+    concede bench train fps   # PPO on our VecEnv vs CartPole (convergence, sweep)
+    concede bench serve       # the exported policy in process and over HTTP
+    concede bench decide      # the decision service against stock MLflow serving
+    concede bench calibrate   # parameter recovery of the scenario fit (zoo=10: unseen shops)
+    concede bench ope         # off-policy estimators against the simulator's truth
+    concede bench headroom R  # a run's agent vs the opponents and both bounds
+    concede bench <name> --help
+
+Options are given as every concede command takes them, ``key=value`` (``quick=true``,
+``zoo=10``, ``'scenarios=[default,luxury]'``); each benchmark's ``--help`` lists them
+under their ``--flag`` spelling, which is accepted too.
 
 Each benchmark prints a table and, as its very last line, one JSON object with the
 figures and ratios. Absolute speeds drift on shared machines; the ratios to the
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 
 BENCHMARKS = {
     "env": "experiments.benchmarks.env",
@@ -35,9 +40,31 @@ BENCHMARKS = {
 }
 
 
+def as_flags(args: Sequence[str]) -> list[str]:
+    """The benchmarks' argparse arguments of ``key=value`` options: ``n_envs=16`` is
+    ``--n-envs 16``, ``quick=true`` is ``--quick`` (``false`` leaves it out), ``'x=[a,b]'``
+    is ``--x a b``; positional arguments and ``--flags`` pass unchanged."""
+    flags: list[str] = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if arg.startswith("-") or not eq or not key.replace("_", "").replace("-", "").isalnum():
+            flags.append(arg)
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value.lower() == "true":
+            flags.append(flag)
+        elif value.lower() == "false":
+            continue
+        elif value.startswith("[") and value.endswith("]"):
+            flags += [flag, *(v.strip() for v in value[1:-1].split(",") if v.strip())]
+        else:
+            flags += [flag, value]
+    return flags
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    usage = f"usage: python -m experiments.bench {{{','.join(BENCHMARKS)}}} [options]"
+    usage = f"usage: concede bench {{{','.join(BENCHMARKS)}}} [options]"
     if args and args[0] in ("-h", "--help"):
         print(f"{usage}\n\n{__doc__}")
         return 0
@@ -46,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{given}{usage}", file=sys.stderr)
         return 2
     module = importlib.import_module(BENCHMARKS[args[0]])
-    return int(module.main(args[1:]) or 0)
+    return int(module.main(as_flags(args[1:])) or 0)
 
 
 if __name__ == "__main__":

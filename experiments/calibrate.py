@@ -7,19 +7,20 @@ any parameters, fitted to the shop's own session table and/or decision log
 (:mod:`experiments.calibration.pipeline`), written as a new scenario file that states
 only what changed, with a fit report beside it.
 
-Usage::
+Usage (Hydra overrides, every option in ``conf/calibrate.yaml`` and
+:class:`~experiments.config.app_schemas.CalibrateConfig`)::
 
-    python -m experiments.calibrate                   # fit `default`, rewrite its YAML
-    python -m experiments.calibrate --check           # only report the current fit
-    python -m experiments.calibrate --data sessions.csv --data logs.parquet \\
-        --start default --fit appeal,sensitivities --out my_shop.yaml \\
-        --forecast never merchant_rules           # and what those would earn on it
+    concede calibrate                      # fit `default`, rewrite its YAML
+    concede calibrate check=true           # only report the current fit
+    concede calibrate data=[sessions.csv,logs.parquet] start=default \\
+        fit=[appeal,sensitivities] out=my_shop.yaml \\
+        'forecast=[never,merchant_rules]'  # and what those would earn on it
 
 The output ends with a verdict on trusting the fitted scenario for choosing a policy, and
-its reasons (:mod:`experiments.calibration.trust`). ``--workers`` processes simulate the
+its reasons (:mod:`experiments.calibration.trust`). ``workers`` processes simulate the
 fit's candidates (by default the cores available; the figures do not depend on it).
 
-With ``--forecast``, each named policy runs on the fitted scenario and on bootstrap
+With ``forecast``, each named policy runs on the fitted scenario and on bootstrap
 replicate scenarios of the fit (:mod:`experiments.calibration.forecast`): its profit per
 1,000 shoppers with a 95% interval of the fit's uncertainty and the simulation's noise, in
 the output and the fit report.
@@ -29,11 +30,12 @@ Bad input (a missing column, a wrong type, an unknown parameter) exits with stat
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
 
 from agents.baselines import RuleError
 from agents.registry import UnknownPolicyError, build_policy
@@ -46,12 +48,7 @@ from experiments.calibration.fit import (
     simulate_rates,
     write_calibration,
 )
-from experiments.calibration.forecast import (
-    FORECAST_SCENARIOS,
-    ForecastError,
-    check_settings,
-    forecast,
-)
+from experiments.calibration.forecast import ForecastError, check_settings, forecast
 from experiments.calibration.inputs import InputError, load_shop_data
 from experiments.calibration.parallel import default_workers
 from experiments.calibration.parameters import ParameterError, resolve
@@ -59,6 +56,10 @@ from experiments.calibration.pipeline import calibrate
 from experiments.calibration.report import write_report
 from experiments.calibration.scenario_file import write_fitted
 from experiments.calibration.sessions import SessionTableError
+from experiments.config import CONFIG_PATH
+from experiments.config.app_schemas import CalibrateConfig, store_schemas
+from experiments.config.trusted import TRUSTED_TARGETS
+from experiments.config.typed_app import fail, options_of
 
 
 def _scenario_path(name: str) -> Path:
@@ -66,7 +67,7 @@ def _scenario_path(name: str) -> Path:
     return path if path.suffix in (".yaml", ".yml") else scenario_dir() / f"{name}.yaml"
 
 
-def legacy(args: argparse.Namespace) -> int:
+def public_fit(args: CalibrateConfig) -> int:
     """The fit of a scenario's calibration block to the public session data."""
     path = _scenario_path(args.scenario)
     scenario = load_scenario(path)
@@ -81,8 +82,8 @@ def legacy(args: argparse.Namespace) -> int:
     return 0 if checked["within_tolerance"] else 1
 
 
-def general(args: argparse.Namespace) -> int:
-    """Fit ``--fit`` of ``--start`` to ``--data``; write ``--out`` and its report."""
+def shop_fit(args: CalibrateConfig) -> int:
+    """Fit ``fit`` of ``start`` to ``data``; write ``out`` and its report."""
     start_path = _scenario_path(args.start)
     start = load_scenario(start_path)
     params = resolve(args.fit, start)
@@ -92,7 +93,7 @@ def general(args: argparse.Namespace) -> int:
         for policy in named:
             build_policy(policy, start)
     data, sources = load_shop_data(args.data, start, args.logger, args.exploration)
-    out = Path(args.out)
+    out = Path(str(args.out))
     result = calibrate(
         start,
         data,
@@ -103,7 +104,7 @@ def general(args: argparse.Namespace) -> int:
         seed=args.seed,
         holdout=args.holdout,
         replicates=args.replicates,
-        workers=args.workers,
+        workers=args.workers or default_workers(),
     )
     write_fitted(out, start, start_path, result.fitted, result.params, sources)
     forecasts = (
@@ -150,55 +151,16 @@ def general(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", default="default", help="shipped name or YAML path")
-    parser.add_argument("--shoppers", type=int, default=40_000, help="simulated shoppers per trial")
-    parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--check", action="store_true", help="report the current fit only")
-    shop = parser.add_argument_group("fit to a shop's data")
-    shop.add_argument(
-        "--data", action="append", help="a session table or a decision log (repeat for both)"
-    )
-    shop.add_argument("--start", default="default", help="scenario to start from: name or path")
-    shop.add_argument("--fit", default="appeal", help="parameters and presets, comma-separated")
-    shop.add_argument("--out", help="the fitted scenario's YAML path")
-    shop.add_argument("--report", help="the fit report's HTML path (default: beside --out)")
-    shop.add_argument("--journeys", type=int, default=20_000, help="simulated logged journeys")
-    shop.add_argument("--holdout", type=float, default=0.2, help="share of journeys held out")
-    shop.add_argument("--replicates", type=int, default=300, help="bootstrap replicates")
-    shop.add_argument(
-        "--workers",
-        type=int,
-        default=default_workers(),
-        help="processes simulating the fit's candidates (the figures do not depend on it; "
-        "default: the cores this process may use, at most 8)",
-    )
-    shop.add_argument("--logger", help="the log's logging policy, if its metadata lacks it")
-    shop.add_argument("--exploration", help="the log's exploration, e.g. epsilon:0.3")
-    shop.add_argument(
-        "--forecast", nargs="+", metavar="POLICY", help="policies whose profit to forecast"
-    )
-    shop.add_argument(
-        "--forecast-scenarios",
-        type=int,
-        default=FORECAST_SCENARIOS,
-        help="replicate scenarios per forecast",
-    )
-    shop.add_argument(
-        "--forecast-shoppers", type=int, default=20_000, help="simulated shoppers per forecast run"
-    )
-    args = parser.parse_args(argv)
+store_schemas()
+
+
+@hydra.main(config_path=CONFIG_PATH, config_name="calibrate", execution_whitelist=TRUSTED_TARGETS)
+def main(cfg: DictConfig) -> None:
+    args = options_of(cfg, CalibrateConfig)
     if not args.data:
-        if args.forecast:
-            parser.error("--forecast needs --data (it forecasts on the scenario fitted to it)")
-        return legacy(args)
-    if not args.out:
-        parser.error("--data needs --out (the fitted scenario's YAML path)")
-    if args.workers < 1:
-        parser.error(f"--workers must be at least 1, got {args.workers}")
+        raise SystemExit(public_fit(args))
     try:
-        return general(args)
+        shop_fit(args)
     except (
         InputError,
         SessionTableError,
@@ -208,9 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         UnknownPolicyError,
         RuleError,
     ) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        fail(str(err))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

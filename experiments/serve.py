@@ -1,9 +1,11 @@
-"""The decision service for sale days: ``python -m experiments.serve --policy <dir> --logs <dir>``.
+"""The decision service for sale days: ``concede serve --policy <policy> --logs <dir>``.
 
 Decide (with exploration over the allowed actions), take rewards, log both, expose
-``/health`` and ``/metrics``. See ``python -m experiments.serve --help`` and the README
-("A decision service for sale days"). Joining the journals into a decision log:
-``python -m experiments.serve join --logs <dir> --out <log folder>``.
+``/health`` and ``/metrics``. It takes ``--flags``, as servers do (``--host``,
+``--port``, ``--workers``...): see ``concede serve --help`` and the README ("A decision
+service for sale days"). Joining the journals into a decision log:
+``concede serve join --logs <dir> --out <log folder>``. ``python -m experiments.serve``
+is the same.
 """
 
 from __future__ import annotations
@@ -13,8 +15,14 @@ import sys
 from agents.serving.service.launch import main as serve_main
 from agents.serving.service.tools import join_main
 
-if __name__ == "__main__":
-    args = sys.argv[1:]
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve, or with ``join`` first, join the journals; returns the exit status."""
+    args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["join"]:
-        sys.exit(join_main(args[1:]))
-    sys.exit(serve_main(args))
+        return join_main(args[1:])
+    return serve_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

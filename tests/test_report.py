@@ -38,10 +38,10 @@ from hydra.utils import execution_whitelist
 from mlflow.tracking import MlflowClient
 
 import envs
+from experiments.cli import main as concede
 from experiments.config.trusted import TRUSTED_TARGETS
 from experiments.evaluation.kpis import PER, Bootstrap, paired_interval
 from experiments.evaluation.paired import PROFITS, evaluate, public
-from experiments.report import main
 from experiments.reporting import (
     ReportError,
     Source,
@@ -196,7 +196,7 @@ def test_single_run_report_says_what_the_agent_earns(sweep: Sweep, tmp_path: Pat
     evaluation = json.loads(sweep.evaluation.read_text())
     v = scn["verdict"]
     assert v["policy"] == AGENT and v["current_rule"] == "merchant_rules"
-    assert "--current-rule" in v["current_rule_why"]
+    assert "current_rule=" in v["current_rule_why"]
     if evaluation["best_baseline"] == "merchant_rules":  # then the run's own verdict is paired
         assert v["interval_method"] == "paired"
         assert v["profit_difference_per_1000"] == evaluation["verdict"]["diff_per_1000"]
@@ -221,8 +221,8 @@ def test_single_run_report_says_what_the_agent_earns(sweep: Sweep, tmp_path: Pat
 
 def test_cli_names_a_missing_experiment(sweep: Sweep, tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "experiments.report", "--tracking-uri", sweep.uri,
-         "--experiment", "no_such_experiment", "--out-dir", str(tmp_path)],
+        [sys.executable, "-m", "experiments.report", f"tracking_uri={sweep.uri}",
+         "experiment_name=no_such_experiment", f"out_dir={tmp_path}"],
         capture_output=True, text=True, cwd=ROOT, check=False, timeout=120,
     )  # fmt: skip
     assert out.returncode == 2, out.stderr
@@ -235,16 +235,16 @@ def test_cli_names_missing_run_ids_and_sweeps(
     sweep: Sweep, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ghost = "0" * 32
-    argv = ["--tracking-uri", sweep.uri, "--out-dir", str(tmp_path)]
-    assert main([*argv, "--run-id", sweep.finished, "--run-id", ghost]) == 2
+    argv = ["report", f"tracking_uri={sweep.uri}", f"out_dir={tmp_path}"]
+    assert concede([*argv, f"run_ids=[{sweep.finished},{ghost}]"]) == 2
     err = capsys.readouterr().err
     assert f"run id(s) not found in {sweep.uri}: {ghost}" in err
     assert sweep.finished not in err.split("not found")[1]
-    assert main([*argv, "--sweep", "/no/such/sweep"]) == 2
+    assert concede([*argv, "sweep=/no/such/sweep"]) == 2
     err = capsys.readouterr().err
     assert "no sweep '/no/such/sweep'" in err and sweep.parent in err  # lists the real one
     missing = tmp_path / "nowhere" / "mlflow.db"
-    assert main(["--tracking-uri", f"sqlite:///{missing}", "--out-dir", str(tmp_path)]) == 2
+    assert concede(["report", f"tracking_uri=sqlite:///{missing}", f"out_dir={tmp_path}"]) == 2
     assert f"no MLflow store at {missing}" in capsys.readouterr().err
     assert not missing.exists()  # not created by asking
     assert not list(tmp_path.glob("*.html"))
@@ -269,7 +269,7 @@ def test_report_from_an_evaluation_file(pure: Path, tmp_path: Path) -> None:
     assert v["current_rule"] == "merchant_rules"
     others = [p for p in evaluation["policies"] if p not in ("merchant_rules", "oracle")]
     best = max(others, key=lambda p: evaluation["overall"][p]["profit_per_1000"]["estimate"])
-    assert v["policy"] == best and "--policy" in v["policy_why"]
+    assert v["policy"] == best and "policy=" in v["policy_why"]
     assert scn["curves"] == [] and figures["runs"][0]["status"] == "FILE"
     # segments then consent groups, each with both policies
     groups = [r["group"] for r in scn["segments"]["rows"]]
@@ -287,10 +287,10 @@ def test_current_rule_and_policy_can_be_chosen(pure: Path, tmp_path: Path) -> No
     v = figures_of(html)["scenarios"][0]["verdict"]
     assert (v["current_rule"], v["policy"]) == ("never", "always_free_shipping")
     assert v["interval_method"] == "paired"  # every evaluation pairs each policy with never
-    assert v["current_rule_why"] == "chosen with --current-rule"
-    with pytest.raises(ReportError, match="--current-rule boulware was not evaluated"):
+    assert v["current_rule_why"] == "chosen with current_rule="
+    with pytest.raises(ReportError, match="current_rule=boulware was not evaluated"):
         write_report(evaluations=[pure], out_dir=tmp_path, current_rule="boulware")
-    with pytest.raises(ReportError, match="--policy boulware is in none of the evaluations"):
+    with pytest.raises(ReportError, match="policy=boulware is in none of the evaluations"):
         write_report(evaluations=[pure], out_dir=tmp_path, policy="boulware")
 
 

@@ -499,7 +499,7 @@ def build_figures(
             scenarios.append(figures)
     if not scenarios:
         raise ReportError(
-            f"--policy {policy} is in none of the evaluations; policies there: "
+            f"policy={policy} is in none of the evaluations; policies there: "
             f"{sorted({p for s in usable for p in s.evaluation['policies']})}"  # type: ignore[index]
         )
     used = {s["run_id"] or s["source"] for s in scenarios}

@@ -89,19 +89,19 @@ def choose_rule(ev: dict[str, Any], asked: str | None) -> tuple[str, str]:
     if asked:
         if asked not in policies:
             raise ReportError(
-                f"--current-rule {asked} was not evaluated on scenario {ev['scenario']}; "
+                f"current_rule={asked} was not evaluated on scenario {ev['scenario']}; "
                 f"policies evaluated: {', '.join(policies)}"
             )
-        return asked, "chosen with --current-rule"
+        return asked, "chosen with current_rule="
     if DEFAULT_RULE in policies:
         return DEFAULT_RULE, (
             f"your hand-written rules ({DEFAULT_RULE}) were evaluated; "
-            "choose another with --current-rule"
+            "choose another with current_rule="
         )
     best = str(ev["best_baseline"])
     return best, (
         f"{DEFAULT_RULE} was not evaluated, so the most profitable baseline ({best}) stands in; "
-        "choose another with --current-rule"
+        "choose another with current_rule="
     )
 
 
@@ -113,7 +113,7 @@ def choose_policy(ev: dict[str, Any], rule: str, asked: str | None) -> tuple[str
     """The policy the verdict is about: ``asked``, else the trained agent, else the most
     profitable other policy (the oracle aside); None if ``asked`` was not evaluated."""
     if asked:
-        return (asked, "chosen with --policy") if asked in ev["policies"] else None
+        return (asked, "chosen with policy=") if asked in ev["policies"] else None
     learner = learner_of(ev)
     if learner:
         return learner, "the agent trained in this run"
@@ -122,7 +122,7 @@ def choose_policy(ev: dict[str, Any], rule: str, asked: str | None) -> tuple[str
         return None
     overall = ev["overall"]
     best = max(others, key=lambda p: est_or(overall[p]["profit_per_1000"], -math.inf))
-    return best, "the most profitable of the other policies evaluated; choose one with --policy"
+    return best, "the most profitable of the other policies evaluated; choose one with policy="
 
 
 @dataclass
