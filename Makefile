@@ -1,10 +1,11 @@
 # Make targets for concede. Quick start: `make run` and `make test`.
 # `make` sets up $(VENV) on first use: torch==2.13.0 (CPU) first, then the project
-# in editable mode with its dev extras.
+# in editable mode with its dev extras, which installs the `concede` command in $(VENV)/bin.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY = $(VENV)/bin/python
+CONCEDE = $(VENV)/bin/concede
 PIP = $(PY) -m pip
 STAMP = $(VENV)/.stamp
 KERNELS = $(VENV)/.kernels
@@ -36,7 +37,7 @@ $(KERNELS): $(STAMP) envs/kernels.py
 	touch $@
 
 run: setup
-	$(PY) -m experiments.main $(ARGS)
+	$(CONCEDE) run $(ARGS)
 
 test: setup
 	$(PY) -m pytest -n 2
@@ -50,14 +51,14 @@ lint: setup
 	$(VENV)/bin/mypy
 
 bench: setup
-	$(PY) -m experiments.bench env
-	$(PY) -m experiments.bench evaluate
+	$(CONCEDE) bench env
+	$(CONCEDE) bench evaluate
 
 bench-serve: setup
-	$(PY) -m experiments.bench serve
+	$(CONCEDE) bench serve
 
 calibrate: setup
-	$(PY) -m experiments.calibrate
+	$(CONCEDE) calibrate
 
 clean:
 	rm -rf outputs multirun .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

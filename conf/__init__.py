@@ -1,7 +1,9 @@
 """The shipped Hydra configs, scenarios and merchant rule sets, as package data.
 
-Hydra finds them as ``pkg://conf`` and the simulator through :func:`folder`, so that an
-installed wheel works from any working directory as well as a checkout.
+The folder ``conf/`` installs as the package ``concede_conf`` (``pyproject.toml``), a name
+of concede's own. Hydra finds the configs as ``pkg://concede_conf`` and the simulator
+through :func:`folder`, so that an installed wheel works from any working directory as
+well as a checkout.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import conf
+import concede_conf
 from envs.scenario import Scenario, ScenarioError
 
 SCENARIO_DIR_ENV = "CONCEDE_SCENARIO_DIR"
@@ -28,7 +28,7 @@ def scenario_dir() -> Path:
     override = os.environ.get(SCENARIO_DIR_ENV)
     if override:
         return Path(override)
-    return conf.folder("scenario")
+    return concede_conf.folder("scenario")
 
 
 def available_scenarios() -> list[str]:

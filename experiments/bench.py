@@ -39,6 +39,17 @@ BENCHMARKS = {
     "headroom": "experiments.benchmarks.headroom",
 }
 
+EXAMPLES = {
+    "env": "concede bench env quick=true",
+    "evaluate": "concede bench evaluate quick=true",
+    "train": "concede bench train fps timesteps=20000",
+    "serve": "concede bench serve quick=true",
+    "decide": "concede bench decide quick=true",
+    "calibrate": "concede bench calibrate zoo=10 zoo_seed=0 workers=2",
+    "ope": "concede bench ope 'scenarios=[default]' draws=5",
+    "headroom": "concede bench headroom outputs/runs/<run folder>",
+}
+
 
 def as_flags(args: Sequence[str]) -> list[str]:
     """The benchmarks' argparse arguments of ``key=value`` options: ``n_envs=16`` is
@@ -73,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{given}{usage}", file=sys.stderr)
         return 2
     module = importlib.import_module(BENCHMARKS[args[0]])
-    return int(module.main(as_flags(args[1:])) or 0)
+    try:
+        return int(module.main(as_flags(args[1:])) or 0)
+    except SystemExit as done:  # argparse: --help (0) or bad options (2)
+        if done.code == 0:
+            print(f"\nexample: {EXAMPLES[args[0]]}")
+        return done.code if isinstance(done.code, int) else 2
 
 
 if __name__ == "__main__":

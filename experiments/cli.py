@@ -71,20 +71,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"concede: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name].module)
-    if name in ("serve", "bench"):
-        return int(module.main(rest) or 0)
     # Hydra reads sys.argv: the app sees its own arguments, as under
     # `python -m experiments.<app>`, and names itself `concede <command>`.
     argv_before = sys.argv
     sys.argv = [f"concede {name}", *rest]
     try:
+        if name in ("serve", "bench"):  # argparse apps that return their status
+            return int(module.main(rest) or 0)
         module.main()
-    except SystemExit as done:  # an app's `error: ...` (2) or Hydra's refusal (1)
+    except SystemExit as done:  # `error: ...` (2), Hydra's refusal (1), --help (0)
         return done.code if isinstance(done.code, int) else 1
     finally:
         sys.argv = argv_before
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

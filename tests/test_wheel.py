@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -44,9 +45,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (wheel,) = dist.glob("concede-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for packaged in (
-        "conf/train.yaml",
-        "conf/scenario/black_friday.yaml",
-        "conf/rules/merchant_rules.yaml",
+        "concede_conf/train.yaml",
+        "concede_conf/scenario/black_friday.yaml",
+        "concede_conf/rules/merchant_rules.yaml",
+        "concede_conf/hydra/help/concede.yaml",
         "experiments/calibration/data/online_shoppers_intention.csv",
     ):
         assert packaged in names, f"{packaged} is not in the wheel"
@@ -61,6 +63,30 @@ def run_installed(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProc
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
+
+
+def test_the_wheel_lists_every_package_folder() -> None:
+    """``pyproject.toml`` names the packages one by one (the configs install under
+    another name): a new sub-package must be added there, or the wheel would lack it."""
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    folders = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("envs", "agents", "experiments")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert listed == folders | {"concede_conf"}
+
+
+def test_the_console_script_runs_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+    done = run_installed(
+        installed,
+        tmp_path,
+        "-c",
+        "from experiments.cli import main; raise SystemExit(main())",
+    )
+    assert done.returncode == 2 and "calibrate" in done.stdout
 
 
 def test_the_simulator_finds_its_scenarios(installed: Path, tmp_path: Path) -> None:

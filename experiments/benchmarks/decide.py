@@ -311,7 +311,7 @@ def print_table(inproc: dict[str, float], http: dict[str, Any], met: dict[str, b
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.bench decide", description=__doc__.splitlines()[0]
+        prog="concede bench decide", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--scenario", default="default")
     parser.add_argument("--model", default=None, help="an SB3 MaskablePPO .zip to export")

@@ -157,9 +157,7 @@ def bench_env(scenario: str = "default", quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.bench env", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="concede bench env", description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="default")
     parser.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
     args = parser.parse_args(argv)

@@ -88,7 +88,7 @@ def bench_evaluate(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.bench evaluate", description=__doc__.splitlines()[0]
+        prog="concede bench evaluate", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--n-shoppers", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="20,000 shoppers, a smoke run")

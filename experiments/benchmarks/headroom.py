@@ -90,7 +90,7 @@ def headroom(run_dir: Path, shoppers: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.bench headroom")
+    parser = argparse.ArgumentParser(prog="concede bench headroom")
     parser.add_argument("run_dir", type=Path, help="a training run's folder")
     parser.add_argument("--shoppers", type=int, default=5000, help="shoppers evaluated")
     args = parser.parse_args(argv)

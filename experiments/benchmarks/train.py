@@ -59,10 +59,10 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
-import conf
+import concede_conf
 
 ROOT = Path(__file__).resolve().parents[2]
-CONF = conf.folder()
+CONF = concede_conf.folder()
 
 REPEATS = 3
 TARGET_FPS_RATIO = 1.0
@@ -545,7 +545,7 @@ def bench_train(which: str, **kwargs: Any) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.bench train", description=__doc__.splitlines()[0]
+        prog="concede bench train", description=__doc__.splitlines()[0]
     )
     sub = parser.add_subparsers(dest="which", required=True)
     fps = sub.add_parser("fps", help="PPO timesteps/s on our VecEnv vs CartPole-v1")

@@ -184,4 +184,4 @@ def store_schemas() -> None:
     """Put the schemas in Hydra's ``ConfigStore`` (idempotent)."""
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
-        store.store(name=name, node=schema)
+        store.store(name=name, node=schema, replace=True)

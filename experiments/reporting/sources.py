@@ -80,7 +80,7 @@ def load_evaluation_file(path: str | Path) -> Source:
     """An evaluation JSON file (``python -m experiments.evaluate`` output) as a source."""
     path = Path(path)
     if not path.is_file():
-        raise ReportError(f"no evaluation file at {path}: check the path given to --evaluation")
+        raise ReportError(f"no evaluation file at {path}: check the path given in evaluations=")
     try:
         evaluation = read_evaluation(path)
     except EvaluationFileError as err:
@@ -106,8 +106,8 @@ def _client(tracking_uri: str) -> Any:
         if not db.is_file():
             raise ReportError(
                 f"no MLflow store at {db} (tracking URI {tracking_uri}). Train first "
-                "(`make run`), pass --tracking-uri of the store that holds the runs, "
-                "or --evaluation with an evaluation.json."
+                "(`make run`), pass tracking_uri=<the store that holds the runs>, "
+                "or evaluations=[<an evaluation.json>]."
             )
     from mlflow.tracking import MlflowClient
 
@@ -194,7 +194,7 @@ def select_runs(client: Any, selection: Selection, tracking_uri: str) -> tuple[l
         if missing:
             raise ReportError(
                 f"run id(s) not found in {tracking_uri}: {', '.join(missing)}. "
-                "Check the ids (`mlflow ui --backend-store-uri ...`) or --tracking-uri."
+                "Check the ids (`mlflow ui --backend-store-uri ...`) or tracking_uri=."
             )
         label = "runs " + ", ".join(r[:8] for r in selection.run_ids)
         return list({r.info.run_id: r for r in runs}.values()), label
@@ -206,7 +206,7 @@ def select_runs(client: Any, selection: Selection, tracking_uri: str) -> tuple[l
         names = sorted(e.name for e in client.search_experiments())
         raise ReportError(
             f"no MLflow experiment named {name!r} in {tracking_uri}; experiments there: "
-            f"{names or 'none'}. Pass --experiment with one of them, or --tracking-uri."
+            f"{names or 'none'}. Pass experiment_name= with one of them, or tracking_uri=."
         )
     runs = [r for r in _search(client, [experiment.experiment_id], "") if not _is_parent(r)]
     if not runs:

@@ -11,8 +11,9 @@ from agents.serving.service.join import JoinError, write_service_log
 
 def join_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m experiments.serve join",
+        prog="concede serve join",
         description="Join the service's decision and reward journals into a decision log.",
+        epilog="example: concede serve join --logs journal/ --out logs/sale_day",
     )
     p.add_argument("--logs", required=True, help="the service's --logs folder")
     p.add_argument("--out", required=True, help="the decision log folder to write")
