@@ -52,7 +52,8 @@ def load_scenario(name_or_path: str | os.PathLike[str]) -> Scenario:
 
 
 def read_scenario_mapping(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The file's mapping with its defaults list resolved (a file may not include itself)."""
+    """The file's mapping with its defaults list resolved: each name is a scenario file
+    beside it, else a shipped one (a file may not include itself)."""
     data = _read_yaml(path)
     defaults = data.pop("defaults", None)
     if defaults is None:
@@ -67,10 +68,15 @@ def read_scenario_mapping(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str,
         if not isinstance(entry, str):
             raise ScenarioError(f"{path.name}: defaults", f"entries must be names, got {entry!r}")
         base = path.parent / f"{entry}.yaml"
+        if not base.is_file():  # as Hydra's search path: beside the file, then shipped
+            base = scenario_dir() / f"{entry}.yaml"
         if base.resolve() in _seen or base.resolve() == path.resolve():
             raise ScenarioError(f"{path.name}: defaults", f"{entry!r} includes itself")
         if not base.is_file():
-            raise ScenarioError(f"{path.name}: defaults", f"no scenario {entry!r} beside it")
+            raise ScenarioError(
+                f"{path.name}: defaults",
+                f"no scenario {entry!r} beside it or shipped; shipped: {available_scenarios()}",
+            )
         merged = _merge(merged, read_scenario_mapping(base, (*_seen, path.resolve())))
     if "_self_" not in defaults:
         merged = _merge(merged, data)

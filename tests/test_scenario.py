@@ -412,6 +412,19 @@ def test_defaults_naming_a_missing_scenario(tmp_path: Path) -> None:
     assert "'nowhere'" in message
 
 
+def test_defaults_fall_back_on_the_shipped_scenarios(tmp_path: Path) -> None:
+    """A file anywhere (as ``concede calibrate out=...`` writes one) may start from a
+    shipped scenario, as it does under Hydra's search path; one beside it comes first."""
+    path = _write(tmp_path, "my_shop.yaml", "defaults: [black_friday, _self_]\nname: my_shop\n")
+    shop = envs.load_scenario(path)
+    assert shop.name == "my_shop"
+    assert shop.replace(name="black_friday") == envs.load_scenario("black_friday")
+    _write(tmp_path, "black_friday.yaml", "defaults: [default, _self_]\nname: local\n")
+    assert envs.load_scenario(path).replace(name="x") == envs.load_scenario("default").replace(
+        name="x"
+    )
+
+
 def test_defaults_that_include_themselves(tmp_path: Path) -> None:
     _write(tmp_path, "a.yaml", "defaults: [b, _self_]\nname: a\n")
     _write(tmp_path, "b.yaml", "defaults: [a, _self_]\nname: b\n")
