@@ -5,6 +5,10 @@ Every baseline is a batched :class:`agents.policy.Policy`: it reads the observat
 and never returns an action its mask forbids (it waits instead).
 
 - :class:`NeverOffer` (``never``): always waits.
+- :class:`FixedAction` (``fixed:<action>``): always one action, by its name, whenever the
+  mask allows it, from the first step on (the arm of an A/B test, say); it needs no
+  scenario, only the action names, so it can be evaluated on a log of actions that are
+  no scenario's.
 - :class:`AlwaysOffer` (``always_<concession>``): offers one catalogue entry at cart
   abandonment. On-site kinds (pop-ups, live agent) fire at exit intent (feature
   ``exit_intent``); e-mail kinds (retargeting) fire while the shopper is away (``away``).
@@ -31,7 +35,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import conf
+from agents.policy import PolicySpecError
 from envs.catalogue import ActionTable, compile_actions
 from envs.observation import feature_schema
 from envs.scenario import ConcessionKind, Scenario
@@ -106,6 +111,25 @@ class NeverOffer:
 
     def act(self, obs: Obs, mask: Mask) -> Actions:
         return np.zeros(len(obs), dtype=np.int64)
+
+
+class FixedAction:
+    """Always ``action`` when the mask allows it, else the default action (index 0, ``wait``).
+
+    Named ``fixed:<action>``; ``action_names`` are the actions it decides among (a
+    scenario's, or a log's), checked against the log it is evaluated on."""
+
+    def __init__(self, action_names: Sequence[str], action: str) -> None:
+        if action not in action_names:
+            raise PolicySpecError(
+                f"fixed:{action}: no action {action!r} among the actions {list(action_names)}"
+            )
+        self.index = list(action_names).index(action)
+        self.name = f"fixed:{action}"
+        self.action_names = tuple(action_names)
+
+    def act(self, obs: Obs, mask: Mask) -> Actions:
+        return np.where(mask[:, self.index], self.index, 0).astype(np.int64)
 
 
 class AlwaysOffer:
@@ -202,7 +226,7 @@ def _parse_value(text: str) -> tuple[float, float | str]:
     return num, divisor
 
 
-class RuleError(ValueError):
+class RuleError(PolicySpecError):
     """A rule set is malformed, or names a feature or concession the scenario lacks."""
 
     def __init__(self, where: str, problem: str) -> None:

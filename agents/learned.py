@@ -4,7 +4,9 @@ Deterministic actions. Maskable algorithms receive the masks; for the others an 
 the mask forbids is replaced by ``wait`` (as the simulator itself would play it), so
 every policy is judged on what it could really do. Recurrent policies keep their LSTM
 state between calls and restart it for a shopper whose journey starts (``journey_step``
-= 0).
+= 0). Given the scenario it was trained on (``trained_on``), it declares the features it
+reads and the actions it decides among (``feature_names``, ``action_names``), as an
+exported policy does, so that a decision log of another catalogue is refused.
 """
 
 from __future__ import annotations
@@ -16,15 +18,23 @@ from numpy.typing import NDArray
 from sb3_contrib import MaskablePPO, RecurrentPPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from envs.observation import COLUMN
+from envs.observation import COLUMN, feature_schema
+from envs.scenario import Scenario
 
 
 class LearnedPolicy:
     """Wraps ``model`` (any SB3 / sb3-contrib algorithm) as a batched policy."""
 
-    def __init__(self, model: BaseAlgorithm, name: str = "learned") -> None:
+    def __init__(
+        self, model: BaseAlgorithm, name: str = "learned", trained_on: Scenario | None = None
+    ) -> None:
         self.model = model
         self.name = name
+        self.feature_names: tuple[str, ...] | None = None
+        self.action_names: tuple[str, ...] | None = None
+        if trained_on is not None:
+            self.feature_names = tuple(f.name for f in feature_schema(trained_on))
+            self.action_names = tuple(trained_on.action_names)
         self._maskable = isinstance(model, MaskablePPO)
         self._recurrent = isinstance(model, RecurrentPPO)
         self._state: Any = None

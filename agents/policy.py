@@ -1,4 +1,6 @@
-"""The one batched policy protocol shared by baselines, the oracle and learned agents."""
+"""The one batched policy protocol shared by baselines, the oracle and learned agents, and
+the one family of errors for a policy asked for that cannot be given
+(:class:`PolicySpecError`)."""
 
 from __future__ import annotations
 
@@ -33,3 +35,16 @@ class PrivilegedPolicy(Policy, Protocol):
     """
 
     def bind(self, core: ShopperCore, seed: int) -> None: ...
+
+
+class PolicySpecError(ValueError):
+    """A policy asked for (by a string of :mod:`agents.registry`) that cannot be given here;
+    the message says what is wrong and what to give. Subclasses:
+    ``agents.registry.UnknownPolicyError`` (no policy has that name),
+    :class:`PolicyFitError` (a trained policy that does not fit the scenario) and
+    ``agents.baselines.RuleError`` (a rule set that is malformed or does not fit)."""
+
+
+class PolicyFitError(PolicySpecError):
+    """A trained policy whose features, actions or catalogue are not the scenario's: it
+    was trained for another market (the message names the mismatch)."""

@@ -15,10 +15,28 @@ Examples::
     python -m experiments.evaluate scenario=black_friday n_shoppers=100000
     python -m experiments.evaluate 'policies=[never,always_*,merchant_rules,oracle]'
     python -m experiments.evaluate 'policies=[never,rules:my_rules.yaml,oracle]' output=out.json
+    python -m experiments.evaluate scenario=black_friday \\
+        'policies=[never,merchant_rules,outputs/policy]'
+    python -m experiments.evaluate scenario=my_shop \\
+        'policies=[never,models:/concede-default@champion]'
+
+Policies, one string each, the same in ``evaluate``, ``ope`` and ``simulate_logs``
+(:mod:`agents.registry`): a name (``never``, ``always_<concession>`` or ``always_<kind>``,
+``always_*`` for the whole set, ``boulware``, ``linear``, ``conceder``, a rule set of
+``conf/rules/`` such as ``merchant_rules``, ``uplift``, ``bandit``; ``oracle`` and
+``informed`` in the simulator only), ``rules:<file.yaml>``, ``fixed:<action>``, or a
+trained policy: a policy directory (``manifest.json`` and ``policy.onnx``),
+``run:<MLflow run id>``, ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` (from
+``tracking_uri``, else ``MLFLOW_TRACKING_URI``, else ``outputs/mlflow.db``). A trained
+policy runs on any scenario of its catalogue (the same actions, concessions and
+features, within the ranges it was trained on); one that does not fit is refused,
+naming the mismatch.
 
 ``never`` and ``oracle`` are the references of several KPIs: they are added to the list
-when missing. Names that do not exist stop the run with the list of those that do
-(exit status 2).
+when missing. A trained policy is compared with the best baseline, not a candidate for
+it. A policy that cannot be given (a name that does not exist, with the list of those
+that do; a trained policy that does not fit the scenario; no such run) stops the run
+with the message (exit status 2).
 """
 
 from __future__ import annotations
@@ -30,8 +48,7 @@ import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
-from agents.baselines import RuleError
-from agents.registry import UnknownPolicyError
+from agents.policy import PolicySpecError
 from envs.scenario import ScenarioError
 from experiments.config import CONFIG_PATH
 from experiments.config.json_app import run_json_app
@@ -41,6 +58,9 @@ from experiments.evaluation.console import render
 from experiments.evaluation.evaluation_file import write_evaluation
 from experiments.evaluation.kpis import Bootstrap
 from experiments.evaluation.paired import evaluate, public
+from experiments.tracking.names import store_uri
+
+INPUT_ERRORS: tuple[type[Exception], ...] = (PolicySpecError, ScenarioError)
 
 
 def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
@@ -57,6 +77,7 @@ def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
             int(cfg.bootstrap.n_resamples), str(cfg.bootstrap.method), int(cfg.bootstrap.seed)
         ),
         oracle_workers=int(cfg.oracle_workers),
+        tracking_uri=store_uri(cfg.get("tracking_uri")),
         log=lambda msg: console.print(f"[dim]{msg}[/dim]"),
     )
     result = public(result)
@@ -68,7 +89,7 @@ def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
 
 @hydra.main(config_path=CONFIG_PATH, config_name="evaluate", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> None:
-    run_json_app(run, cfg, (UnknownPolicyError, RuleError, ScenarioError))
+    run_json_app(run, cfg, INPUT_ERRORS)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,25 @@ Examples::
     python -m experiments.ope logs=outputs/logs/<run>/decisions.parquet
     python -m experiments.ope logs=logs/ 'policies=[never,always_*,rules:my_rules.yaml]'
     python -m experiments.ope logs=shop.csv scenario=default 'policies=[outputs/policy,run:<id>]'
+    python -m experiments.ope logs=logs/ 'policies=[never,models:/concede-default@champion]'
     python -m experiments.ope logs=ab_test.parquet 'policies=[fixed:control,fixed:coupon]'
 
-Policies: names of ``experiments.evaluate`` (not the oracle), policy directories,
-``run:<MLflow run id>``, ``fixed:<action>``. A log without metadata (a CSV, a shop's
-table) needs ``scenario=<name>`` for its features and actions and for named policies.
-Bad input (no such log, a log breaking the format, an unknown policy, a policy that does
-not fit the log) stops with the message and exit status 2.
+Policies, one string each, the same in ``evaluate``, ``ope`` and ``simulate_logs``
+(:mod:`agents.registry`): a name (``never``, ``always_<concession>`` or ``always_<kind>``,
+``always_*`` for the whole set, ``boulware``, ``linear``, ``conceder``, a rule set of
+``conf/rules/`` such as ``merchant_rules``, ``uplift``, ``bandit``; ``oracle`` and
+``informed`` in the simulator only), ``rules:<file.yaml>``, ``fixed:<action>``, or a
+trained policy: a policy directory (``manifest.json`` and ``policy.onnx``),
+``run:<MLflow run id>``, ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` (from
+``tracking_uri``, else ``MLFLOW_TRACKING_URI``, else ``outputs/mlflow.db``). A trained
+policy runs on any scenario of its catalogue (the same actions, concessions and
+features, within the ranges it was trained on); one that does not fit is refused,
+naming the mismatch.
+
+Here ``fixed:<action>`` chooses among the log's actions. A log without metadata (a CSV,
+a shop's table) needs ``scenario=<name>`` for its features and actions and for named
+policies. Bad input (no such log, a log breaking the format, an unknown policy, a policy
+that does not fit the scenario or the log) stops with the message and exit status 2.
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ from experiments.offpolicy.fqe import ValueModelSettings
 from experiments.offpolicy.render import render
 from experiments.offpolicy.run import INPUT_ERRORS as LIBRARY_ERRORS
 from experiments.offpolicy.run import evaluate_logs
+from experiments.tracking.names import store_uri
 
 INPUT_ERRORS: tuple[type[Exception], ...] = (*LIBRARY_ERRORS, ValueError)
 
@@ -81,7 +94,7 @@ def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
         [str(p) for p in cfg.policies],
         scenario=scenario,
         settings=settings_from_config(cfg),
-        tracking_uri=cfg.tracking_uri,
+        tracking_uri=store_uri(cfg.tracking_uri),
         progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
     )
     render(result, console)

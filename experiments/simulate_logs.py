@@ -14,8 +14,23 @@ Examples::
     python -m experiments.simulate_logs logger=outputs/policy exploration_kind=softmax \\
         exploration=0.5
 
-Bad input (an unknown policy, a bad exploration, a scenario error) stops with the
-message and exit status 2.
+The logger is one policy string (not the oracle nor the informed bound: no shop sees
+what they see).
+
+Policies, one string each, the same in ``evaluate``, ``ope`` and ``simulate_logs``
+(:mod:`agents.registry`): a name (``never``, ``always_<concession>`` or ``always_<kind>``,
+``always_*`` for the whole set, ``boulware``, ``linear``, ``conceder``, a rule set of
+``conf/rules/`` such as ``merchant_rules``, ``uplift``, ``bandit``; ``oracle`` and
+``informed`` in the simulator only), ``rules:<file.yaml>``, ``fixed:<action>``, or a
+trained policy: a policy directory (``manifest.json`` and ``policy.onnx``),
+``run:<MLflow run id>``, ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` (from
+``tracking_uri``, else ``MLFLOW_TRACKING_URI``, else ``outputs/mlflow.db``). A trained
+policy runs on any scenario of its catalogue (the same actions, concessions and
+features, within the ranges it was trained on); one that does not fit is refused,
+naming the mismatch.
+
+Bad input (an unknown policy, a policy that does not fit the scenario, a bad
+exploration, a scenario error) stops with the message and exit status 2.
 """
 
 from __future__ import annotations
@@ -27,38 +42,32 @@ import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
-from agents.baselines import RuleError
 from agents.logs import write_log
 from agents.logs.simulate import Exploration, simulate_logs
 from agents.logs.summary import summarise
-from agents.registry import UnknownPolicyError
-from agents.serving.runtime import PolicyLoadError
+from agents.registry import PolicySpecError, build_policies
 from envs.scenario import ScenarioError
 from experiments.config import CONFIG_PATH
 from experiments.config.json_app import run_json_app
 from experiments.config.scenarios import scenario_from_config
 from experiments.config.trusted import TRUSTED_TARGETS
-from experiments.offpolicy.sources import PolicySourceError, build_evaluated
+from experiments.tracking.names import store_uri
 
-INPUT_ERRORS = (
-    UnknownPolicyError,
-    RuleError,
-    ScenarioError,
-    PolicySourceError,
-    PolicyLoadError,
-    ValueError,
-)
+INPUT_ERRORS = (PolicySpecError, ScenarioError, ValueError)
 
 
 def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
     """The app without Hydra's wrapper: simulate, write, summarise."""
     scenario = scenario_from_config(cfg.scenario)
-    (logger,) = build_evaluated(
+    loggers = build_policies(
         [str(cfg.logger)],
-        scenario=scenario,
-        log_actions=scenario.action_names,
-        tracking_uri=cfg.tracking_uri,
+        scenario,
+        tracking_uri=store_uri(cfg.tracking_uri),
+        privileged=False,
     )
+    if len(loggers) != 1:
+        raise PolicySpecError(f"logger={cfg.logger} gives {len(loggers)} policies: give one")
+    (logger,) = loggers
     exploration = Exploration(str(cfg.exploration_kind), float(cfg.exploration))
     table = simulate_logs(
         scenario,

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pytest
 
 import envs
+from agents.baselines import FixedAction
 from agents.export import export_policy
 from agents.learned import LearnedPolicy
 from agents.logs import LogSpec, from_dataframe, from_table, write_log
@@ -37,7 +38,6 @@ from experiments.offpolicy.bootstrap import BootstrapSettings
 from experiments.offpolicy.data import from_log
 from experiments.offpolicy.fqe import SPLIT_SEED_STEP, ValueModelSettings
 from experiments.offpolicy.run import INPUT_ERRORS, evaluate_logs, shared_state_warnings
-from experiments.offpolicy.sources import FixedAction
 from experiments.offpolicy.targets import PolicyMismatchError, target_probabilities
 
 FAST = OPESettings(bootstrap=BootstrapSettings(n_resamples=200, seed=0), value_model=None)

@@ -369,11 +369,11 @@ def test_a_training_run_is_evaluated_off_policy_by_its_id(
     from agents.learned import LearnedPolicy
     from agents.logs import read_log, write_log
     from agents.logs.simulate import Exploration, simulate_logs
+    from agents.registry import build_policy
     from experiments.offpolicy import OPESettings
     from experiments.offpolicy.bootstrap import BootstrapSettings
     from experiments.offpolicy.data import from_log
     from experiments.offpolicy.run import evaluate_logs
-    from experiments.offpolicy.sources import build_evaluated
     from experiments.tracking.registry import load_run_model
 
     uri, run_id = store
@@ -384,9 +384,7 @@ def test_a_training_run_is_evaluated_off_policy_by_its_id(
     learned = LearnedPolicy(model)
     table = simulate_logs(scenario, learned, 200, 0, Exploration("epsilon", 0.3))
     log = write_log(table, tmp_path / "log.parquet")
-    (from_run,) = build_evaluated(
-        [f"run:{run_id}"], scenario=None, log_actions=scenario.action_names, tracking_uri=uri
-    )
+    from_run = build_policy(f"run:{run_id}", None, tracking_uri=uri)
     j = from_log(read_log(log))
     obs = j.observations(list(j.feature_names))
     np.testing.assert_array_equal(from_run.act(obs, j.mask), learned.act(obs, j.mask))

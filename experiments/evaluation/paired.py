@@ -22,7 +22,15 @@ import numpy as np
 from agents.informed import InformedBound
 from agents.oracle import Oracle
 from agents.policy import Policy
-from agents.registry import BOUNDS, INFORMED, NEVER, ORACLE, build_policies
+from agents.registry import (
+    BOUNDS,
+    INFORMED,
+    NEVER,
+    ORACLE,
+    build_policies,
+    build_policy,
+    is_trained,
+)
 from agents.rollout import Outcomes, run_policy
 from envs.scenario import Scenario
 from experiments.evaluation.kpis import (
@@ -89,14 +97,17 @@ def evaluate(
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     oracle_workers: int = 1,
     rules_folder: Path | None = None,
+    tracking_uri: str | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Run ``policies`` (names, see :mod:`agents.registry`) on the same shoppers; the KPIs.
+    """Run ``policies`` (policy strings of :mod:`agents.registry`, or policy objects) on
+    the same shoppers; the KPIs. ``tracking_uri``: the MLflow store of ``run:`` and
+    ``models:/`` policies.
 
     Returns JSON-ready data: the run's parameters, ``policies`` (names in order),
     ``best_baseline`` (highest mean profit among the policies given by name, the oracle
-    aside; policy objects passed in, such as a learner, are compared with it, not
-    candidates for it), ``seconds`` per policy and for
+    aside; trained policies and policy objects passed in, such as a learner, are compared
+    with it, not candidates for it), ``seconds`` per policy and for
     the statistics, ``oracle_plans`` (shoppers per plan the oracle chose) and the KPIs
     ``overall``, ``by_segment`` and ``by_consent`` (``consent`` / ``no_consent``), each
     ``{policy: {kpi: {"estimate", "low", "high"}}}``, and ``paired_diffs_per_1000``
@@ -106,13 +117,21 @@ def evaluate(
     statistics), is not JSON: :func:`public` drops it.
 
     Raises:
-        agents.registry.UnknownPolicyError: a name no policy has (lists those that exist).
-        agents.baselines.RuleError: a rule set does not fit the scenario.
+        agents.policy.PolicySpecError: a policy that cannot be given, the message saying
+            why: ``UnknownPolicyError`` (lists the names that exist), ``PolicyFitError``
+            (a trained policy that does not fit the scenario), ``RuleError``...
     """
     if n_shoppers < 2:
         raise ValueError(f"n_shoppers must be at least 2 for intervals, got {n_shoppers}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    # a trained policy is what is being compared, as a learner passed in: not a baseline
+    policies = [
+        build_policy(p, scenario, tracking_uri=tracking_uri)
+        if isinstance(p, str) and is_trained(p)
+        else p
+        for p in policies
+    ]
     names = with_references(policies)
     built = build_policies(
         names, scenario, rules_folder=rules_folder, oracle_workers=oracle_workers
@@ -121,7 +140,7 @@ def evaluate(
     outcomes, seconds = run_all(scenario, built, n_shoppers, seed, cohort_size, log)
     order = list(outcomes)
     # the best baseline is among the named policies: an agent passed in as an object (a
-    # learner) is what is being compared, not a baseline
+    # learner, a trained policy) is what is being compared, not a baseline
     given = {p.name for p in policies if not isinstance(p, str)}
     named = [n for n in order if n not in BOUNDS and n not in given]
     baselines = named or [n for n in order if n not in BOUNDS]

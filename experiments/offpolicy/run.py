@@ -4,7 +4,7 @@
 finds the scenario that gives the named policies and, for a log without metadata, the
 features and actions (the one given, else the one the log's metadata names, if it is a
 shipped or ``CONCEDE_SCENARIO_DIR`` scenario), builds the policies
-(:mod:`experiments.offpolicy.sources`) and evaluates them
+(:func:`agents.registry.build_policies`) and evaluates them
 (:func:`experiments.offpolicy.evaluate_offpolicy`).
 
 Every way the input can be wrong raises one of :data:`INPUT_ERRORS`, whose message says
@@ -19,14 +19,13 @@ from typing import Any
 
 from agents.baselines import RuleError
 from agents.logs import LogReadError, LogSchemaError, LogValidationError, read_log
-from agents.registry import UnknownPolicyError
+from agents.registry import PolicySpecError, UnknownPolicyError, build_policies
 from agents.serving.runtime import PolicyInputError, PolicyLoadError
 from envs.observation import feature_schema
 from envs.scenario import Scenario, ScenarioError
 from envs.scenario_files import load_scenario
 from experiments.offpolicy.data import MissingFeaturesError
 from experiments.offpolicy.evaluation import OPESettings, evaluate_offpolicy
-from experiments.offpolicy.sources import PolicySourceError, build_evaluated
 from experiments.offpolicy.targets import PolicyMismatchError
 
 INPUT_ERRORS: tuple[type[Exception], ...] = (
@@ -36,7 +35,7 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (
     UnknownPolicyError,
     RuleError,
     ScenarioError,
-    PolicySourceError,
+    PolicySpecError,
     PolicyLoadError,
     PolicyInputError,
     PolicyMismatchError,
@@ -54,7 +53,7 @@ def evaluate_logs(
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """The off-policy evaluation of ``policies`` (strings, see
-    :mod:`experiments.offpolicy.sources`) on the log at ``logs``; the result of
+    :mod:`agents.registry`) on the log at ``logs``; the result of
     :func:`experiments.offpolicy.evaluate_offpolicy`, its ``warnings`` including a
     scenario whose digest differs from the log's.
 
@@ -62,7 +61,7 @@ def evaluate_logs(
         one of :data:`INPUT_ERRORS`, saying what is wrong with the input.
     """
     if not policies:
-        raise PolicySourceError("no policy to evaluate: give policies=[...]")
+        raise PolicySpecError("no policy to evaluate: give policies=[...]")
     log = read_log(logs, scenario=scenario)
     notes: list[str] = []
     market = scenario
@@ -82,8 +81,12 @@ def evaluate_logs(
             f"scenario {market.name!r} has the actions {list(market.action_names)}, the log "
             f"{list(log.spec.actions)}: give the scenario the log was written on"
         )
-    evaluated = build_evaluated(
-        policies, scenario=market, log_actions=log.spec.actions, tracking_uri=tracking_uri
+    evaluated = build_policies(
+        policies,
+        market,
+        actions=log.spec.actions,
+        tracking_uri=tracking_uri,
+        privileged=False,
     )
     names = None if market is None else [f.name for f in feature_schema(market)]
     result = evaluate_offpolicy(

@@ -1,12 +1,18 @@
 """The names runs are tracked under: tags, artifact files, the default store, model names.
 
-One home for every name that the training, registry, report and benchmark code share.
-Imports nothing heavy (no MLflow), so any module may read these names cheaply.
+One home for every name that the training, registry, report and benchmark code share
+(those a trained policy is read by, ``run:<id>``, are :mod:`agents.trained`'s, imported
+here). Imports no MLflow, so any module may read these names cheaply.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from agents.trained import MODEL_ARTIFACTS as MODEL_ARTIFACTS
+from agents.trained import MODEL_FILE as MODEL_FILE
+from agents.trained import SCENARIO_DIGEST_TAG as SCENARIO_DIGEST_TAG
 
 EXPERIMENT = "concede"
 """The MLflow experiment runs go to by default."""
@@ -15,9 +21,8 @@ STORE_DIR = "outputs"
 STORE_FILE = "mlflow.db"
 ARTIFACTS_FOLDER = "mlartifacts"
 
-# tags of a training run
+# tags of a training run (and SCENARIO_DIGEST_TAG)
 SCENARIO_TAG = "concede.scenario"
-SCENARIO_DIGEST_TAG = "concede.scenario_digest"
 AGENT_TAG = "concede.agent"
 SEED_TAG = "concede.seed"
 GIT_SHA_TAG = "concede.git_sha"
@@ -36,10 +41,8 @@ VERDICT_TAG = "concede.verdict"
 MODEL_PREFIX = "concede-"
 ALIASES = ("champion", "challenger")
 
-# artifacts of a training run
+# artifacts of a training run (and MODEL_ARTIFACTS / MODEL_FILE, the model)
 LEARNING_CURVE_FILE = "learning_curve.json"
-MODEL_ARTIFACTS = "model"
-MODEL_FILE = "model.zip"
 NORMALIZE_FILE = "vecnormalize.pkl"
 
 
@@ -56,3 +59,9 @@ def sqlite_uri(store_dir: str | Path) -> str:
 def default_tracking_uri() -> str:
     """The embedded store of ``make run`` under the current folder."""
     return sqlite_uri(Path.cwd() / STORE_DIR)
+
+
+def store_uri(given: str | None = None) -> str:
+    """The store to read runs and registered models from: ``given``, else
+    ``MLFLOW_TRACKING_URI``, else the embedded store under the current folder."""
+    return given or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()

@@ -25,7 +25,6 @@ Serve the champion with ``mlflow models serve -m models:/concede-default@champio
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import tempfile
@@ -34,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import yaml
 from mlflow.tracking import MlflowClient
 
+from agents import trained
 from agents.export import export_policy
+from agents.policy import PolicySpecError
 from agents.serving.packaging import log_policy_model
 from envs.scenario import Scenario
 from experiments.evaluation.evaluation_file import (
@@ -48,8 +48,6 @@ from experiments.evaluation.evaluation_file import (
 from experiments.tracking.names import (
     AGENT_TAG,
     ALIASES,
-    MODEL_ARTIFACTS,
-    MODEL_FILE,
     PARENT_RUN_TAG,
     POLICY_SHA_TAG,
     RUN_TAG,
@@ -59,9 +57,6 @@ from experiments.tracking.names import (
     model_name,
 )
 from experiments.tracking.store import Tracking
-
-ALGORITHM_PREFIXES = ("stable_baselines3.", "sb3_contrib.")
-CONFIG_FILE = "config.yaml"
 
 
 class RegisterError(RuntimeError):
@@ -82,25 +77,19 @@ class Registered:
 
 
 def algorithm_class(target: str) -> type:
-    """The SB3 / sb3-contrib class named by an agent config's ``_target_``."""
-    if not target.startswith(ALGORITHM_PREFIXES):
-        raise RegisterError(
-            f"agent.model._target_ {target!r} is not a Stable-Baselines3 or sb3-contrib "
-            "algorithm; only those can be exported"
-        )
-    module, _, name = target.rpartition(".")
-    cls: type = getattr(importlib.import_module(module), name)
-    return cls
+    """The SB3 / sb3-contrib class named by an agent config's ``_target_``
+    (:func:`agents.trained.algorithm_class`); anything else raises :class:`RegisterError`."""
+    try:
+        return trained.algorithm_class(target)
+    except PolicySpecError as err:
+        raise RegisterError(str(err)) from None
 
 
 def _download(client: MlflowClient, run_id: str, path: str, into: Path) -> Path:
     try:
-        return Path(client.download_artifacts(run_id, path, str(into)))
-    except Exception as err:  # MLflow raises several types for a missing artifact
-        raise RegisterError(
-            f"run {run_id} has no artifact {path!r} ({err}); was it trained by "
-            "experiments.train to the end?"
-        ) from None
+        return trained.download_run_artifact(client, run_id, path, into)
+    except PolicySpecError as err:
+        raise RegisterError(str(err)) from None
 
 
 def _existing_version(client: MlflowClient, name: str, run_id: str) -> Any | None:
@@ -185,19 +174,12 @@ def load_run_model(
     client: MlflowClient, run_id: str, tags: dict[str, str], into: Path
 ) -> tuple[Any, Scenario]:
     """The trained SB3 model of a finished training run and the scenario it was trained on,
-    downloaded into ``into``; the scenario of the run's ``config.yaml`` must have the digest
-    the run was tagged with. Raises :class:`RegisterError` saying what is missing."""
-    config = yaml.safe_load(_download(client, run_id, CONFIG_FILE, into).read_text())
-    scenario = Scenario.from_dict(config["scenario"])
-    if scenario.digest() != tags.get(SCENARIO_DIGEST_TAG):
-        raise RegisterError(
-            f"the scenario in run {run_id}'s config.yaml has digest {scenario.digest()[:12]}..., "
-            f"the run was tagged {str(tags.get(SCENARIO_DIGEST_TAG))[:12]}...: the "
-            "config does not describe the market the model was trained on"
-        )
-    cls: Any = algorithm_class(str(config["agent"]["model"]["_target_"]))
-    model_path = _download(client, run_id, f"{MODEL_ARTIFACTS}/{MODEL_FILE}", into)
-    return cls.load(str(model_path), device="cpu"), scenario
+    downloaded into ``into`` (:func:`agents.trained.load_run_model`). Raises
+    :class:`RegisterError` saying what is missing."""
+    try:
+        return trained.load_run_model(client, run_id, tags, into)
+    except PolicySpecError as err:
+        raise RegisterError(str(err)) from None
 
 
 def _export_run(
