@@ -11,7 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from agents.logs.simulate import Exploration, simulate_logs
+from agents.exploration import Exploration
+from agents.logs.simulate import simulate_logs
 from agents.registry import build_policy
 from envs import load_scenario
 from envs.scenario_files import scenario_dir

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pytest
 
 import envs
+from agents.exploration import Exploration, draw_actions, masked_softmax
 from agents.logs import (
     LOG_SCHEMA_VERSION,
     LogReadError,
@@ -30,10 +31,9 @@ from agents.logs import (
     write_log,
 )
 from agents.logs.schema import METADATA_KEY
-from agents.logs.simulate import Exploration, draw_actions, simulate_logs
+from agents.logs.simulate import simulate_logs
 from agents.registry import build_policy
 from agents.rollout import run_policy
-from agents.scoring import masked_softmax
 from envs.scenario import Scenario
 
 SEED = 7

@@ -26,10 +26,11 @@ import pytest
 
 import envs
 from agents.baselines import FixedAction
+from agents.exploration import Exploration
 from agents.export import export_policy
 from agents.learned import LearnedPolicy
 from agents.logs import LogSpec, from_dataframe, from_table, write_log
-from agents.logs.simulate import Exploration, simulate_logs
+from agents.logs.simulate import simulate_logs
 from agents.registry import build_policies
 from agents.runtime_policy import RuntimePolicy
 from experiments.offpolicy import OPESettings, evaluate_offpolicy

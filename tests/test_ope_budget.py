@@ -23,9 +23,10 @@ import pyarrow as pa
 import pytest
 
 import envs
+from agents.exploration import Exploration
 from agents.logs import LogSpec, from_dataframe, from_table, read_log, write_log
 from agents.logs.schema import METADATA_KEY, withheld_column
-from agents.logs.simulate import Exploration, simulate_logs
+from agents.logs.simulate import simulate_logs
 from agents.logs.validate import LogValidationError
 from agents.registry import build_policies
 from envs.core import ShopperCore

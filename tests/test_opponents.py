@@ -12,9 +12,10 @@ import pytest
 import envs
 from agents import registry
 from agents.baselines import NeverOffer
+from agents.exploration import Exploration
 from agents.informed import InformedBound
 from agents.logs.schema import ACTION, REWARD
-from agents.logs.simulate import Exploration, simulate_logs
+from agents.logs.simulate import simulate_logs
 from agents.opponents.bandit import BanditSettings, train_bandit
 from agents.opponents.cache import CACHE_ENV, cached
 from agents.opponents.lazy import TrainedOnDemand

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 import envs
+from agents.exploration import Exploration
 from agents.logs import from_table
-from agents.logs.simulate import Exploration, simulate_logs
+from agents.logs.simulate import simulate_logs
 from agents.registry import build_policies
 from experiments.evaluation.kpis import Bootstrap
 from experiments.evaluation.paired import evaluate, public

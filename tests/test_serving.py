@@ -366,9 +366,10 @@ def test_a_training_run_is_evaluated_off_policy_by_its_id(
     """``run:<id>``: the run's model, downloaded from the store, decides on a log as it
     does in the simulator, and the log is evaluated for it beside ``never``."""
     import envs
+    from agents.exploration import Exploration
     from agents.learned import LearnedPolicy
     from agents.logs import read_log, write_log
-    from agents.logs.simulate import Exploration, simulate_logs
+    from agents.logs.simulate import simulate_logs
     from agents.registry import build_policy
     from experiments.offpolicy import OPESettings
     from experiments.offpolicy.bootstrap import BootstrapSettings

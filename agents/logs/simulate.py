@@ -4,7 +4,8 @@
 :func:`agents.rollout.run_policy` runs a policy (same cohorts, cohort seeds, arrivals
 spread over the day, population memory and campaign budget carried from cohort to
 cohort), except that each decision is drawn from the logger's probabilities
-(:class:`Exploration`) over the actions **eligible** at that step:
+(:class:`agents.exploration.Exploration`, the one home of exploration) over the actions
+**eligible** at that step:
 
 - ``epsilon`` (a share ε in [0, 1]): with probability ε a uniformly drawn eligible action,
   else the policy's own; the action taken has probability
@@ -31,12 +32,12 @@ row how the journey ended. Journeys are keyed ``"<seed>-<index>"`` (index in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
+from agents.exploration import Exploration, draw_actions
 from agents.logs.schema import (
     ABANDONED,
     ACTION,
@@ -51,71 +52,14 @@ from agents.logs.schema import (
 )
 from agents.policy import Policy, PrivilegedPolicy
 from agents.rollout import cohort_seeds
-from agents.scoring import ScoredPolicy, masked_softmax
 from envs.core import PURCHASE as PURCHASE_EVENT
 from envs.core import ShopperCore
 from envs.ledger import LEDGER_TERMS
 from envs.scenario import Scenario
 
-EPSILON = "epsilon"
-SOFTMAX = "softmax"
+__all__ = ["EXPLORATION_STREAM", "Exploration", "draw_actions", "simulate_logs"]
+
 EXPLORATION_STREAM = 0x0E7  # spawn key of the exploration generator beside a cohort's seed
-
-
-@dataclass(frozen=True)
-class Exploration:
-    """How the logger departs from its policy: ``kind`` ``epsilon`` (``value`` the share
-    of decisions drawn uniformly among the eligible actions, in [0, 1]) or ``softmax``
-    (``value`` the temperature, > 0, for a policy that scores actions)."""
-
-    kind: str = EPSILON
-    value: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.kind == EPSILON:
-            if not 0.0 <= self.value <= 1.0:
-                raise ValueError(
-                    f"an epsilon exploration share must be in [0, 1], got {self.value}"
-                )
-        elif self.kind == SOFTMAX:
-            if not self.value > 0.0:
-                raise ValueError(f"a softmax temperature must be > 0, got {self.value}")
-        else:
-            raise ValueError(
-                f"exploration kind must be {EPSILON!r} or {SOFTMAX!r}, got {self.kind!r}"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "value": self.value}
-
-    def probabilities(
-        self, policy: Policy, obs: NDArray[np.float32], mask: NDArray[np.bool_]
-    ) -> NDArray[np.float64]:
-        """The logger's probability of every action per row, ``(n, n_actions)``: 0 for an
-        ineligible action, rows summing to 1. An ineligible action the policy returns is
-        played as ``wait``, as the simulator plays it."""
-        n = len(obs)
-        rows = np.arange(n)
-        if self.kind == SOFTMAX:
-            if not isinstance(policy, ScoredPolicy):
-                raise ValueError(
-                    f"softmax exploration needs a policy that scores actions; {policy.name!r} "
-                    "only chooses one: use epsilon exploration"
-                )
-            return masked_softmax(policy.scores(obs, mask), mask, self.value)
-        chosen = np.asarray(policy.act(obs, mask), dtype=np.int64)
-        chosen = np.where(mask[rows, chosen], chosen, 0)
-        p = mask * (self.value / mask.sum(axis=1, keepdims=True))
-        p[rows, chosen] += 1.0 - self.value
-        return p
-
-
-def draw_actions(p: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.int64]:
-    """One action per row drawn from the probabilities ``p`` ``(n, k)`` (inverse CDF);
-    an action of probability 0 is never drawn."""
-    cdf = np.cumsum(p, axis=1)
-    v = (1.0 - rng.random(len(p))) * cdf[:, -1]  # in (0, total]: never before the first mass
-    return np.minimum((cdf < v[:, None]).sum(axis=1), p.shape[1] - 1).astype(np.int64)
 
 
 @dataclass

@@ -56,8 +56,9 @@ from numpy.typing import NDArray
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
+from agents.exploration import EPSILON, Exploration
 from agents.logs.schema import ACTION, JOURNEY, PROPENSITY, REWARD, STEP, LogSpec
-from agents.logs.simulate import Exploration, simulate_logs
+from agents.logs.simulate import simulate_logs
 from agents.opponents import FROM_RANDOMISED_LOG
 from agents.opponents.moments import HESITATION, check_moments, deciding, moment_columns
 from envs.observation import feature_schema
@@ -139,8 +140,8 @@ class RandomisedAtMoments:
         return np.zeros(len(obs), dtype=np.int64)
 
     def scores(self, obs: NDArray[np.float32], mask: NDArray[np.bool_]) -> Array:
-        p = mask * (self.epsilon / mask.sum(axis=1, keepdims=True))
-        p[:, 0] += 1.0 - self.epsilon
+        wait = np.zeros(len(mask), dtype=np.int64)
+        p = Exploration(EPSILON, self.epsilon).mix(wait, mask)  # epsilon-greedy around wait
         with np.errstate(divide="ignore"):
             test = np.where(p > 0, np.log(np.maximum(p, 1e-300)), IMPOSSIBLE)
         plain = np.full(p.shape, IMPOSSIBLE)

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.logs.simulate import Exploration
+from agents.exploration import Exploration
 from agents.policy import Policy
 from agents.registry import build_policy
 from envs.scenario import Calibration, Scenario

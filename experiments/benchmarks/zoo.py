@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.logs.simulate import Exploration, simulate_logs
+from agents.exploration import Exploration
+from agents.logs.simulate import simulate_logs
 from agents.policy import Policy
 from agents.registry import build_policy
 from envs.scenario import Scenario

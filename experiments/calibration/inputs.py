@@ -18,8 +18,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from agents.exploration import Exploration
 from agents.logs import LogReadError, LogSchemaError, LogValidationError, read_log
-from agents.logs.simulate import Exploration
 from agents.registry import UnknownPolicyError, build_policy
 from envs.scenario import Scenario
 from experiments.calibration.fitting import LogData, ShopData

@@ -11,9 +11,10 @@ here one uniform is drawn per row and step, whether the shopper is in a journey 
 Otherwise the run is the same: cohorts of ``cohort_size`` shoppers on seeds from
 :func:`agents.rollout.cohort_seeds`, arrivals spread over one horizon, population memory
 and campaign budget carried from cohort to cohort, each decision drawn from the logger's
-probabilities (:meth:`agents.logs.simulate.Exploration.probabilities`) over the eligible
-actions. Each row also names its shopper's segment (column ``segment``, an index), which a
-shop's log cannot: the fit reweights segments with it (:mod:`.fitting`).
+probabilities (:meth:`agents.exploration.Exploration.probabilities`, drawn by
+:func:`agents.exploration.draw_from`) over the eligible actions. Each row also names its
+shopper's segment (column ``segment``, an index), which a shop's log cannot: the fit
+reweights segments with it (:mod:`.objective`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from agents.exploration import Exploration, draw_from
 from agents.logs.schema import ABANDONED, ACTION, HORIZON, JOURNEY, JOURNEY_END, PURCHASE, STEP
-from agents.logs.simulate import EXPLORATION_STREAM, Exploration
+from agents.logs.simulate import EXPLORATION_STREAM
 from agents.policy import Policy
 from agents.rollout import cohort_seeds
 from envs.core import PURCHASE as PURCHASE_EVENT
@@ -69,11 +71,9 @@ def simulate_offer_log(
             # the logger decides for the shoppers in a journey only (a policy's choice for
             # one row never depends on another's)
             live = np.flatnonzero(alive)
-            cdf = np.cumsum(exploration.probabilities(logger, obs[live], mask[live]), axis=1)
             chosen = np.zeros(core.n, dtype=np.int64)
-            chosen[live] = np.minimum(
-                (cdf < u[live, None] * cdf[:, -1:]).sum(axis=1), core.n_actions - 1
-            )
+            p = exploration.probabilities(logger, obs[live], mask[live])
+            chosen[live] = draw_from(p, u[live])
             t = core.t.copy()
             obs, _, terminated, truncated = core.step(chosen)
             done = alive & (terminated | truncated)

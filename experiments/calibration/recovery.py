@@ -31,7 +31,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agents.logs.simulate import Exploration, simulate_logs
+from agents.exploration import Exploration
+from agents.logs.simulate import simulate_logs
 from agents.policy import Policy
 from agents.rollout import run_policy
 from envs.scenario import Scenario

@@ -7,7 +7,8 @@ the allowed actions, an event id and the exact probability of the action returne
 Parquet journals per worker; :func:`agents.serving.service.join.join_logs` joins them by
 event id into a decision log of ``agents.logs``'s format.
 
-Modules: :mod:`.settings` (what a deployment sets), :mod:`.exploration`,
+Modules: :mod:`.settings` (what a deployment sets; exploration is
+:mod:`agents.exploration`'s),
 :mod:`.requests` (parsing and validating bodies), :mod:`.journal` (the writer and the
 journal schemas), :mod:`.join`, :mod:`.metrics`, :mod:`.app` (the ASGI app).
 Importing this package imports nothing.

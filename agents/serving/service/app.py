@@ -26,10 +26,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from agents.exploration import Exploration, draw_actions
 from agents.logs.schema import LogSpec
 from agents.serving.runtime import PolicyInputError, PolicyRuntime
 from agents.serving.service.bodies import BadRequest, DecideRequest, parse_decide, parse_reward
-from agents.serving.service.exploration import Explorer
 from agents.serving.service.journal import (
     DECISIONS,
     REWARDS,
@@ -77,14 +77,13 @@ class DecisionService:
         self.actions = self.runtime.action_names
         self._k = len(self.actions)
         self._nf = len(self.runtime.feature_names)
-        self.explorer = Explorer(settings.exploration, settings.exploration_value)
+        self.explorer = Exploration(settings.exploration, settings.exploration_value)
         self.token = secrets.token_hex(6)
         self.worker = f"{socket.gethostname()}-{os.getpid()}-{self.token}"
         # each worker its own stream, from the deployment's seed and the worker's token
         self.rng = np.random.default_rng([settings.seed, int(self.token, 16)])
         self._ids = itertools.count()
-        share = settings.exploration_value if settings.exploration == "epsilon" else 0.0
-        self.metrics = Metrics(share)
+        self.metrics = Metrics(self.explorer.share)
         self.spec = log_spec(self.runtime, settings)
         self._none_withheld = [False] * self._k
         self.details = [_details(a) for a in self.runtime.manifest["actions"]]
@@ -121,23 +120,7 @@ class DecisionService:
         k = self._k
         allowed = [bits >> a & 1 == 1 for a in range(k)]
         decided = d.action_index
-        if self.explorer.kind == "epsilon":
-            eps = self.explorer.value
-            share = eps / sum(allowed)
-            probs = [share if ok else 0.0 for ok in allowed]
-            probs[decided] += 1.0 - eps
-            u = self.rng.random()
-            if u < eps:  # uniform among the allowed: u / eps is uniform in [0, 1)
-                options = [a for a in range(k) if allowed[a]]
-                chosen = options[min(int(u / eps * len(options)), len(options) - 1)]
-            else:
-                chosen = decided
-        else:
-            p = self.explorer.probabilities(
-                np.array([decided]), np.array([allowed]), np.array([scores])
-            )
-            probs = p[0].tolist()
-            chosen = int(self.explorer.draw(p, self.rng)[0])
+        probs, chosen = self.explorer.choose_one(decided, allowed, scores, self.rng)
         event_id = f"{self.token}-{next(self._ids):x}"
         explored = chosen != decided
         reason = d.reason
@@ -194,8 +177,8 @@ class DecisionService:
         assert d.allowed is not None
         n = request.n
         decided = d.action_index
-        probs = self.explorer.probabilities(decided, d.allowed, d.scores)
-        chosen = self.explorer.draw(probs, self.rng)
+        probs = self.explorer.mix(decided, d.allowed, d.scores)
+        chosen = draw_actions(probs, self.rng)
         taken = probs[np.arange(n), chosen].tolist()
         explored = chosen != decided
         # the event ids: the next n numbers of this worker's counter, in hexadecimal

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import uvicorn
 
+from agents.exploration import EPSILON, KINDS
 from agents.serving.runtime import PolicyLoadError, PolicyRuntime
 from agents.serving.service.settings import ENV_VAR, ServiceSettings
 
@@ -88,15 +89,17 @@ def serve(
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m experiments.serve",
+        prog="concede serve",
         description="The decision service: decide, explore, log, take rewards.",
+        epilog="example: concede serve --policy models:/concede-default@champion "
+        "--logs journal/ --port 8000 --workers 2",
     )
     p.add_argument("--policy", required=True, help="policy directory, or models:/name@alias")
     p.add_argument("--logs", required=True, help="folder of the decision and reward journals")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=2, help="processes (one per core)")
-    p.add_argument("--exploration", choices=("epsilon", "softmax"), default="epsilon")
+    p.add_argument("--exploration", choices=KINDS, default=EPSILON)
     p.add_argument(
         "--explore", type=float, default=0.05, help="epsilon share, or softmax temperature"
     )

@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.exploration import Exploration
+
 ENV_VAR = "CONCEDE_SERVICE_SETTINGS"
-EXPLORATION_KINDS = ("epsilon", "softmax")
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class ServiceSettings:
         worker process).
     exploration: ``epsilon`` (``exploration_value`` the share of decisions drawn uniformly
         among the allowed actions, in [0, 1]) or ``softmax`` (``exploration_value`` the
-        temperature, > 0, over the allowed actions' scores).
+        temperature, > 0, over the allowed actions' scores); see
+        :class:`agents.exploration.Exploration`.
     exploration_value: the share or the temperature.
     seed: seed of the exploration draws (each worker derives its own stream from it).
     max_offers_per_shopper: a tighter contact cap than the manifest's (None: the manifest's).
@@ -52,16 +54,7 @@ class ServiceSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "disabled", tuple(self.disabled))
-        if self.exploration not in EXPLORATION_KINDS:
-            raise ValueError(
-                f"exploration must be one of {EXPLORATION_KINDS}, got {self.exploration!r}"
-            )
-        if self.exploration == "epsilon" and not 0.0 <= self.exploration_value <= 1.0:
-            raise ValueError(
-                f"an epsilon exploration share must be in [0, 1], got {self.exploration_value}"
-            )
-        if self.exploration == "softmax" and not self.exploration_value > 0.0:
-            raise ValueError(f"a softmax temperature must be > 0, got {self.exploration_value}")
+        Exploration(self.exploration, self.exploration_value)  # raises on a bad pair
         for name in ("max_body_bytes", "max_events", "rows_per_file", "queue_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
