@@ -222,7 +222,7 @@ def forecast_plot(forecasts: Mapping[str, Forecast]) -> str:
         ax.plot(f.estimate, yi, "D", color=GREEN, ms=6, label="fitted scenario" if first else None)
     ax.set_yticks(y, [f.policy for f in rows], fontsize=8)
     ax.set_ylim(-0.6, len(rows) - 0.3)
-    ax.xaxis.set_major_formatter(lambda x, _: f"€{x:,.0f}")
+    ax.xaxis.set_major_formatter(lambda x, _: eur(x))
     ax.set_title("profit per 1,000 shoppers on the fitted scenario", loc="left", fontsize=11)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="x", alpha=0.3)

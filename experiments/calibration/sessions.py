@@ -43,6 +43,7 @@ from envs.core import EXIT_INTENT, PURCHASE, ShopperCore
 from envs.scenario import Scenario
 from envs.shoppers import T
 from experiments.calibration.targets import TargetTable
+from experiments.evaluation.formatting import amount, eur
 
 REQUIRED = ("journey", "visit", "purchase")
 OPTIONAL = ("visitor_type", "stage", "cart_value", "exit_intent", "date")
@@ -230,10 +231,10 @@ def _band_label(cuts: tuple[float, ...], i: int) -> str:
     if not cuts:
         return "all carts"
     if i == 0:
-        return f"< €{cuts[0]:,.0f}"
+        return f"< {eur(cuts[0])}"
     if i == len(cuts):
-        return f"≥ €{cuts[-1]:,.0f}"
-    return f"€{cuts[i - 1]:,.0f}-{cuts[i]:,.0f}"
+        return f"≥ {eur(cuts[-1])}"
+    return f"{eur(cuts[i - 1])}-{amount(cuts[i])}"
 
 
 def session_targets(

@@ -1,7 +1,10 @@
 """How figures read: money, shares and intervals, on the console and in the report.
 
-One home for number formatting. Intervals are ``{"estimate", "low", "high"}`` mappings as
-the evaluation writes them (any of the three may be None).
+The one home of number formatting: the evaluation's and the off-policy evaluation's
+consoles, the merchant report, its plots' axes and the calibration's pages all format
+here (``tests/test_layout.py`` fails on a euro-formatting helper anywhere else).
+Intervals are ``{"estimate", "low", "high"}`` mappings as the evaluations write them (any
+of the three may be None or missing).
 """
 
 from __future__ import annotations
@@ -10,12 +13,24 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def amount(x: float) -> str:
+    """A number to the unit with thousands separators, no currency sign: ``1,234``,
+    ``-1,234``."""
+    return f"{x:,.0f}"
+
+
 def eur(x: float | None, signed: bool = False) -> str:
     """``€1,234`` (``-€1,234``; ``+€1,234`` when ``signed``); ``n/a`` for None."""
     if x is None:
         return "n/a"
     sign = "-" if round(x) < 0 else ("+" if signed and round(x) > 0 else "")
-    return f"{sign}€{abs(x):,.0f}"
+    return f"{sign}€{amount(abs(x))}"
+
+
+def eur_compact(x: float) -> str:
+    """An axis tick in EUR: ``€950``, ``€12k`` from 1,000 on, ``-€3k``."""
+    sign = "-" if x < 0 else ""
+    return sign + (f"€{amount(abs(x) / 1000)}k" if abs(x) >= 1000 else f"€{amount(abs(x))}")
 
 
 def pct(x: float | None, digits: int | None = None) -> str:
@@ -36,26 +51,28 @@ def per_100(x: float | None) -> str:
     return f"{value:.0f}" if abs(value) >= 10 or value == round(value) else f"{value:.1f}"
 
 
-def interval_text(i: Mapping[str, Any], spec: str) -> str:
+def interval_text(i: Mapping[str, Any] | None, spec: str, *, bare_point: bool = True) -> str:
     """``estimate [low, high]`` with ``spec`` (a ``str.format`` spec); the estimate alone
-    when the interval is missing or a point; ``n/a`` without an estimate."""
-    est, low, high = i["estimate"], i["low"], i["high"]
-    if est is None:
+    when a bound is missing, or when the interval is a point and ``bare_point``; ``n/a``
+    without an estimate."""
+    if not i or i.get("estimate") is None:
         return "n/a"
+    est, low, high = i["estimate"], i.get("low"), i.get("high")
     text = spec.format(est)
-    if low is None or high is None or low == high == est:
+    if low is None or high is None or (bare_point and low == high == est):
         return text
     return f"{text} [{spec.format(low)}, {spec.format(high)}]"
 
 
-def eur_interval(i: Mapping[str, Any]) -> str:
+def eur_interval(i: Mapping[str, Any] | None, *, bare_point: bool = True) -> str:
     """An amount in EUR and its interval, to the euro: ``1,234 [1,100, 1,368]``."""
-    return interval_text(i, "{:,.0f}")
+    return interval_text(i, "{:,.0f}", bare_point=bare_point)
 
 
-def pct_interval(i: Mapping[str, Any]) -> str:
+def pct_interval(i: Mapping[str, Any] | None, *, bare_point: bool = True) -> str:
     """A share and its interval in percent, one decimal: ``12.5% [11.9%, 13.1%]``."""
-    return interval_text({k: None if v is None else 100 * v for k, v in i.items()}, "{:.1f}%")
+    scaled = {k: None if v is None else 100 * v for k, v in (i or {}).items()}
+    return interval_text(scaled, "{:.1f}%", bare_point=bare_point)
 
 
 def num_interval(i: Mapping[str, Any]) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from experiments.evaluation.formatting import eur, pct
+from experiments.evaluation.formatting import amount, eur, pct
 from experiments.reporting.intervals import PER, est
 from experiments.reporting.offpolicy import offpolicy_html
 
@@ -154,7 +154,7 @@ def _cell(i: dict[str, Any] | None, unit: str) -> str:
     elif unit == "share":
         v, lo, hi = pct(e), pct(low), pct(high)
     elif unit == "count":
-        v, lo, hi = (f"{x:,.0f}" if x is not None else "n/a" for x in (e, low, high))
+        v, lo, hi = (amount(x) if x is not None else "n/a" for x in (e, low, high))
     else:
         v, lo, hi = (f"{x:.2f}" if x is not None else "n/a" for x in (e, low, high))
     exact = low is None or high is None or lo == hi  # no spread, or none at this rounding

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from agents.registry import NEVER
-from experiments.evaluation.formatting import eur, pct
+from experiments.evaluation.formatting import eur, eur_compact, pct
 from experiments.reporting.intervals import est
 
 GREEN, BLUE, PINK, GREY, ORANGE, SKY, RED = (
@@ -57,12 +57,7 @@ STYLE: Any = {  # rcParams (typed loosely: matplotlib types its keys as literals
 }
 EUROS = FuncFormatter(lambda x, _: eur(x))
 SHARE = FuncFormatter(lambda x, _: f"{100 * x:.0f}%")
-THOUSANDS = FuncFormatter(
-    lambda x, _: (
-        ("-" if x < 0 else "")
-        + (f"€{abs(x) / 1000:,.0f}k" if abs(x) >= 1000 else f"€{abs(x):,.0f}")
-    )
-)
+THOUSANDS = FuncFormatter(lambda x, _: eur_compact(x))
 
 
 def colour(policy: str, scn: dict[str, Any]) -> str:
