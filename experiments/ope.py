@@ -87,7 +87,9 @@ def settings_from_config(cfg: DictConfig) -> OPESettings:
 
 
 def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
-    """The app without Hydra's wrapper: evaluate, print, write the JSON file."""
+    """The app without Hydra's wrapper: evaluate, print, write the JSON file
+    (:meth:`experiments.offpolicy.result.OPEResult.to_json`, which the report reads back);
+    the same JSON is returned, for the last line."""
     scenario = scenario_from_config(cfg.scenario) if cfg.get("scenario") else None
     result = evaluate_logs(
         str(cfg.logs),
@@ -98,11 +100,12 @@ def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
         progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
     )
     render(result, console)
+    data = result.to_json()
     path = Path(str(cfg.output))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     console.print(f"wrote {path}")
-    return result
+    return data
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="ope", execution_whitelist=TRUSTED_TARGETS)

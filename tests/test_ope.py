@@ -122,7 +122,7 @@ def test_on_policy_every_estimator_is_the_logged_mean() -> None:
         value_model=ValueModelSettings(iterations=2, max_iter=10, min_journeys=50),
         signals=("profit",),
     )
-    result = evaluate_offpolicy(log, [rules], settings=settings)
+    result = evaluate_offpolicy(log, [rules], settings=settings).to_json()
     logged = result["logged"]["profit_per_1000"]
     r = result["results"]["merchant_rules"]
     for name, figures in r["estimators"].items():
@@ -147,7 +147,7 @@ def test_repeated_splits_average_the_doubly_robust_estimates_and_widen_by_their_
             signals=("profit",),
             seed=seed,
         )
-        result = evaluate_offpolicy(log, [never], settings=settings)
+        result = evaluate_offpolicy(log, [never], settings=settings).to_json()
         return result["results"]["never"]["estimators"]["wdr"]["profit_per_1000"]
 
     splits = [wdr_profit(1, 5 + SPLIT_SEED_STEP * r)["estimate"] for r in range(3)]
@@ -211,7 +211,7 @@ def test_a_randomised_trial_gets_ips_snips_and_dr_right() -> None:
         bootstrap=BootstrapSettings(n_resamples=500, seed=1),
         value_model=ValueModelSettings(min_journeys=100),
     )
-    result = evaluate_offpolicy(log, policies, settings=settings)
+    result = evaluate_offpolicy(log, policies, settings=settings).to_json()
     assert result["log"]["single_decision"]
     assert result["estimator_names"] == {"pdis": "ips", "wpdis": "snips", "dr": "dr", "wdr": "sndr"}
     n = len(trial)
@@ -248,7 +248,7 @@ def test_coverage_on_small_randomised_trials() -> None:
     for seed in range(40):
         result = evaluate_offpolicy(
             trial_log(coupon_trial(600, 100 + seed)), [policy], settings=settings
-        )
+        ).to_json()
         for e in hits:
             i = result["results"][policy.name]["estimators"][e]["profit_per_1000"]
             hits[e] += i["low"] <= 1000 * TRUE_SPEND[policy.name] <= i["high"]
@@ -262,7 +262,7 @@ def test_a_policy_the_logger_never_supports_is_not_trusted() -> None:
     scenario = envs.load_scenario("default")
     never, email = build_policies(["never", "always_recovery_email"], scenario)
     log = from_table(simulate_logs(scenario, never, 300, 4, Exploration("epsilon", 0.0)))
-    result = evaluate_offpolicy(log, [email], settings=FAST)
+    result = evaluate_offpolicy(log, [email], settings=FAST).to_json()
     r = result["results"]["always_recovery_email"]
     assert r["trust"] == "not trustworthy"
     assert r["diagnostics"]["unsupported_decisions"] > 0
@@ -282,8 +282,8 @@ def test_without_propensities_they_are_estimated_and_the_output_says_so() -> Non
         bootstrap=BootstrapSettings(n_resamples=200), value_model=None, propensity_refits=5
     )
     (never,) = build_policies(["never"], scenario)
-    estimated = evaluate_offpolicy(bare, [never], settings=settings)
-    exact = evaluate_offpolicy(from_table(table), [never], settings=settings)
+    estimated = evaluate_offpolicy(bare, [never], settings=settings).to_json()
+    exact = evaluate_offpolicy(from_table(table), [never], settings=settings).to_json()
     assert estimated["log"]["propensities"] == "estimated"
     assert any("NO PROPENSITIES" in w for w in estimated["warnings"])
     r = estimated["results"]["never"]
@@ -343,7 +343,7 @@ def test_a_policy_directory_decides_as_the_trained_model_and_is_evaluated(
     soft = simulate_logs(scenario, exported, 100, 1, Exploration("softmax", 1.0))
     assert from_table(soft, require_propensity=True).info.n_journeys == 100
     path = write_log(table, tmp_path / "log.parquet")
-    result = evaluate_logs(path, [str(policy_dir), "never"], settings=FAST)
+    result = evaluate_logs(path, [str(policy_dir), "never"], settings=FAST).to_json()
     assert result["policies"] == ["tiny_agent", "never"]
     assert result["results"]["tiny_agent"]["diagnostics"]["unsupported_decisions"] == 0.0
 
@@ -430,7 +430,7 @@ def test_every_bad_input_is_one_of_the_errors_the_app_ends_with_status_2(tmp_pat
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     for path, policies, message in cases.values():
         with pytest.raises(INPUT_ERRORS, match=re.escape(message)):
-            evaluate_logs(path, policies, settings=FAST, tracking_uri=uri)
+            evaluate_logs(path, policies, settings=FAST, tracking_uri=uri).to_json()
 
 
 def test_the_benchmark_runs_on_a_tiny_case(capsys: pytest.CaptureFixture[str]) -> None:

@@ -36,6 +36,13 @@ from experiments.offpolicy.bootstrap import BootstrapSettings
 from experiments.offpolicy.data import from_log
 from experiments.offpolicy.evaluation import _evaluate_budgeted
 from experiments.offpolicy.fqe import ValueModelSettings
+from experiments.offpolicy.result import (
+    Diagnostics,
+    Estimate,
+    PolicyEstimates,
+    Recommendation,
+    Trust,
+)
 from experiments.offpolicy.run import shared_state_warnings
 
 SETTINGS = OPESettings(
@@ -181,19 +188,19 @@ def _stub(
     ``spend_high``]."""
     seen: list[np.ndarray] = []
 
-    def evaluate(target: np.ndarray, signals: list[str]) -> dict[str, Any]:
+    def evaluate(target: np.ndarray, signals: list[str]) -> PolicyEstimates:
         seen.append(target)
-        profit = {"estimate": 10.0 * len(seen), "low": 0.0, "high": 20.0 * len(seen)}
-        spend = {"estimate": spend_high - 1.0, "low": spend_low, "high": spend_high}
+        profit = Estimate(10.0 * len(seen), 0.0, 20.0 * len(seen))
+        spend = Estimate(spend_high - 1.0, spend_low, spend_high)
         outputs = {"profit_per_1000": profit, "spend_per_1000": spend}
         outputs = {k: v for k, v in outputs.items() if k.split("_")[0] in signals}
-        return {
-            "estimators": {estimator: dict(outputs)},
-            "recommended": {"estimator": estimator, "why": "", **outputs},
-            "value_model_r2": {s: 0.5 for s in signals},
-            "trust": "trusted",
-            "warnings": [],
-        }
+        return PolicyEstimates(
+            estimators={estimator: dict(outputs)},
+            recommended=Recommendation(estimator, "", outputs),
+            diagnostics=Diagnostics(1.0, 1.0, 0.0, 1.0, 0.0, 0.0, "logged probabilities"),
+            value_model_r2={s: 0.5 for s in signals},
+            trust=Trust.TRUSTED,
+        )
 
     return evaluate, seen
 
@@ -211,7 +218,7 @@ def test_a_policy_whose_spending_fits_is_evaluated_under_its_own_budget() -> Non
     j = _budget_log(600.0)
     logged, own = _targets(j)
     evaluate, seen = _stub(spend_high=400.0)
-    result = _evaluate_budgeted("coupon", j, logged, own, evaluate, ["profit"])
+    result = _evaluate_budgeted("coupon", j, logged, own, evaluate, ["profit"]).to_json()
     assert len(seen) == 1 and np.array_equal(seen[0], own)
     block = result["budget"]
     assert block["evaluated_under"] == bud.OWN and block["spend_verdict"] == bud.FITS
@@ -237,7 +244,7 @@ def test_otherwise_it_is_evaluated_on_the_logged_eligibility_and_warned(
     logged, own = _targets(j)
     evaluate, seen = _stub(spend_high, estimator, spend_low=700.0)
     signals = [s for s in ("profit", "spend") if s in j.signals]  # as the evaluation asks
-    result = _evaluate_budgeted("coupon", j, logged, own, evaluate, signals)
+    result = _evaluate_budgeted("coupon", j, logged, own, evaluate, signals).to_json()
     assert len(seen) == 2 and np.array_equal(seen[1], logged)
     block = result["budget"]
     assert block["evaluated_under"] == bud.LOGGED
@@ -253,7 +260,7 @@ def test_a_spend_interval_across_the_allowance_spans_both_evaluations(
     j = _budget_log(600.0)
     logged, own = _targets(j)
     evaluate, seen = _stub(spend_high)  # spend [0, spend_high]: across 600 in both cases
-    result = _evaluate_budgeted("coupon", j, logged, own, evaluate, ["profit"])
+    result = _evaluate_budgeted("coupon", j, logged, own, evaluate, ["profit"]).to_json()
     assert len(seen) == 2 and np.array_equal(seen[0], own) and np.array_equal(seen[1], logged)
     block = result["budget"]
     assert block["evaluated_under"] == bud.SPANNED and block["spend_verdict"] == bud.UNCERTAIN
@@ -273,7 +280,7 @@ def test_a_policy_that_never_wants_a_withheld_offer_is_judged_by_its_spend() -> 
     logged, _ = _targets(j)
     for high, warned in ((100.0, False), (900.0, True)):
         evaluate, seen = _stub(high)
-        result = _evaluate_budgeted("rule", j, logged, logged, evaluate, ["profit"])
+        result = _evaluate_budgeted("rule", j, logged, logged, evaluate, ["profit"]).to_json()
         assert len(seen) == 1 and result["budget"]["evaluated_under"] == bud.LOGGED
         assert result["budget"]["withheld_decisions"] == 0.0
         assert bool(result["warnings"]) is warned
@@ -287,7 +294,7 @@ def test_on_a_black_friday_log_the_recovery_email_is_evaluated_under_its_own_bud
     bf_table: pa.Table, black_friday: envs.Scenario
 ) -> None:
     policies = build_policies(["always_recovery_email", "never"], black_friday)
-    result = evaluate_offpolicy(from_table(bf_table), policies, settings=SETTINGS)
+    result = evaluate_offpolicy(from_table(bf_table), policies, settings=SETTINGS).to_json()
     email = result["results"]["always_recovery_email"]
     assert email["budget"]["evaluated_under"] == bud.OWN
     assert email["budget"]["withheld_decisions"] > 0.0
@@ -304,7 +311,7 @@ def test_on_a_black_friday_log_the_recovery_email_is_evaluated_under_its_own_bud
     bare = bf_table.drop_columns(list(spec.withheld_columns)).replace_schema_metadata(
         spec.with_source(withheld=False).metadata()
     )
-    plain = evaluate_offpolicy(from_table(bare), policies[:1], settings=SETTINGS)
+    plain = evaluate_offpolicy(from_table(bare), policies[:1], settings=SETTINGS).to_json()
     logged = plain["results"]["always_recovery_email"]
     assert logged["budget"]["evaluated_under"] == bud.LOGGED
     assert logged["budget"]["withheld_decisions"] == 0.0

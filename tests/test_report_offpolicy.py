@@ -22,6 +22,7 @@ from experiments.evaluation.kpis import Bootstrap
 from experiments.evaluation.paired import evaluate, public
 from experiments.offpolicy.bootstrap import BootstrapSettings
 from experiments.offpolicy.evaluation import OPESettings, evaluate_offpolicy
+from experiments.offpolicy.result import OPEResult
 from experiments.report import main as report_main
 from experiments.reporting import ReportError, write_report
 from experiments.reporting.offpolicy import read_offpolicy
@@ -41,7 +42,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         from_table(table),
         targets,
         settings=OPESettings(bootstrap=BootstrapSettings(n_resamples=99, seed=0), value_model=None),
-    )
+    ).to_json()
     ope_path = folder / "ope.json"
     ope_path.write_text(json.dumps(ope), encoding="utf-8")
     ev = public(
@@ -71,16 +72,26 @@ def test_the_section_sits_beside_the_simulated_figures(
     ope = read_offpolicy(ope_path)
     ev = json.loads(ev_path.read_text())
     for row in s["rows"]:
-        assert row["on_logs"]["profit_per_1000"] == {
-            k: ope["results"][row["policy"]]["recommended"]["profit_per_1000"][k]
-            for k in ("estimate", "low", "high")
-        }
+        chosen = ope.results[row["policy"]].recommended
+        assert row["on_logs"]["profit_per_1000"] == chosen.outputs["profit_per_1000"].to_json()
         assert (
             row["simulated"]["profit_per_1000"] == ev["overall"][row["policy"]]["profit_per_1000"]
         )
         assert row["policy"] in html
     assert "can be trusted" in html or "caution" in html or "not trustworthy" in html
     assert '<img src="data:image/svg+xml;base64,' in html.split('id="on-your-logs"')[1]
+
+
+def test_the_file_ope_writes_and_its_last_printed_line_both_read(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, ope_path = files
+    data = json.loads(ope_path.read_text())
+    written = tmp_path / "written.json"  # as ope writes output=: indented
+    written.write_text(json.dumps(data, indent=2) + "\n")
+    printed = tmp_path / "printed.txt"  # its console output, the JSON last
+    printed.write_text("Off-policy estimates ...\nwrote x\n" + json.dumps(data) + "\n")
+    assert read_offpolicy(written) == read_offpolicy(printed) == OPEResult.from_json(data)
 
 
 def test_the_app_takes_ope_files_and_refuses_bad_ones(
@@ -105,6 +116,12 @@ def test_the_app_takes_ope_files_and_refuses_bad_ones(
     assert section(tmp_path / "r.html")["rows"]
     bad = tmp_path / "bad.json"
     bad.write_text('{"log": {}}')
-    with pytest.raises(ReportError, match="missing"):
+    with pytest.raises(ReportError, match=r"not an off-policy evaluation.*log: missing 'journeys'"):
+        write_report(evaluations=[ev_path], offpolicy=[bad], out_dir=tmp_path)
+    # one bad verdict deep in a good file: the message names where
+    data = json.loads(ope_path.read_text())
+    data["results"]["never"]["trust"] = "sure"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ReportError, match=r"results\['never'\]\.trust: must be one of"):
         write_report(evaluations=[ev_path], offpolicy=[bad], out_dir=tmp_path)
     assert report_main(["--evaluation", str(ev_path), "--ope", str(tmp_path / "none.json")]) == 2

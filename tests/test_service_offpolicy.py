@@ -270,8 +270,8 @@ def test_the_service_log_gives_the_simulator_log_estimates(
         value_model=ValueModelSettings(iterations=2, max_iter=20, min_journeys=100),
         seed=2,
     )
-    a = evaluate_offpolicy(simulated, policies, settings=settings)
-    b = evaluate_offpolicy(served, policies, settings=settings)
+    a = evaluate_offpolicy(simulated, policies, settings=settings).to_json()
+    b = evaluate_offpolicy(served, policies, settings=settings).to_json()
     assert a["log"]["propensities"] == b["log"]["propensities"] == "logged"
     assert a["log"]["journeys"] == b["log"]["journeys"] == SHOPPERS
     for name in POLICIES:

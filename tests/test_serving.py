@@ -390,7 +390,9 @@ def test_a_training_run_is_evaluated_off_policy_by_its_id(
     obs = j.observations(list(j.feature_names))
     np.testing.assert_array_equal(from_run.act(obs, j.mask), learned.act(obs, j.mask))
     fast = OPESettings(bootstrap=BootstrapSettings(n_resamples=100), value_model=None)
-    result = evaluate_logs(log, [f"run:{run_id}", "never"], settings=fast, tracking_uri=uri)
+    result = evaluate_logs(
+        log, [f"run:{run_id}", "never"], settings=fast, tracking_uri=uri
+    ).to_json()
     name = f"run:{run_id[:8]}"
     assert result["policies"] == [name, "never"]
     got = result["results"][name]["estimators"]["wpdis"]["profit_per_1000"]

@@ -47,6 +47,7 @@ from envs.scenario_files import load_scenario
 from experiments.offpolicy import OPESettings, evaluate_offpolicy
 from experiments.offpolicy.bootstrap import BootstrapSettings
 
+from experiments.offpolicy.result import PROFIT_KEY
 TARGET_COVERAGE = 0.90
 RULE_CANDIDATES = ("always_*", "merchant_rules", "cautious_rules")
 EVALUATED = ("never", "best_rule", "agent")
@@ -151,17 +152,17 @@ def run_draws(
         start = time.perf_counter()
         table = simulate_logs(scenario, logger, journeys, first_seed + d, exploration)
         result = evaluate_offpolicy(from_table(table), policies, settings=settings)
-        for name, r in result["results"].items():
+        for name, r in result.results.items():
             out[name].append(
                 {
-                    "estimators": {e: v["profit_per_1000"] for e, v in r["estimators"].items()},
+                    "estimators": {e: v[PROFIT_KEY].to_json() for e, v in r.estimators.items()},
                     "recommended": {
-                        "estimator": r["recommended"]["estimator"],
-                        **r["recommended"]["profit_per_1000"],
+                        "estimator": r.recommended.estimator,
+                        **r.recommended.outputs[PROFIT_KEY].to_json(),
                     },
-                    "ess": r["diagnostics"]["ess"],
-                    "trust": r["trust"],
-                    "budget": (r.get("budget") or {}).get("evaluated_under"),
+                    "ess": r.diagnostics.ess,
+                    "trust": r.trust.value,
+                    "budget": None if r.budget is None else r.budget.evaluated_under,
                 }
             )
         log(

@@ -35,14 +35,14 @@ logger would have found the budget empty sooner than the log shows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
+from experiments.evaluation.formatting import amount, eur_interval
 from experiments.offpolicy.data import Journeys
+from experiments.offpolicy.result import BudgetSummary, Estimate, PolicyEstimates
 
 OWN = "own budget"
 LOGGED = "logged eligibility"
@@ -78,81 +78,72 @@ class Judgement:
     """
 
     allowance: float | None
-    spend: Mapping[str, Any] | None
+    spend: Estimate | None
     verdict: str | None
     likely_fits: bool | None = None
 
 
-def judge(allowance: float | None, spend: Mapping[str, Any] | None) -> Judgement:
-    """Compare a spend estimate (``{"estimate", "low", "high"}`` per 1,000 journeys) with
-    the allowance per 1,000 journeys."""
-    if allowance is None or spend is None or spend.get("high") is None:
+def judge(allowance: float | None, spend: Estimate | None) -> Judgement:
+    """Compare a spend estimate (per 1,000 journeys) with the allowance per 1,000
+    journeys."""
+    if allowance is None or spend is None or spend.high is None or spend.estimate is None:
         return Judgement(allowance, spend, None)
-    likely = bool(spend["estimate"] <= allowance)
-    if spend["high"] <= allowance:
+    likely = bool(spend.estimate <= allowance)
+    if spend.high <= allowance:
         return Judgement(allowance, spend, FITS, likely)
-    if spend["low"] > allowance:
+    if spend.low is not None and spend.low > allowance:
         return Judgement(allowance, spend, EXCEEDS, likely)
     return Judgement(allowance, spend, UNCERTAIN, likely)
 
 
-def span(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+def _stretch(a: Estimate, b: Estimate | None) -> Estimate:
+    if b is None or a.low is None or b.low is None or a.high is None or b.high is None:
+        return a
+    return replace(a, low=min(a.low, b.low), high=max(a.high, b.high))
+
+
+def span(first: PolicyEstimates, second: PolicyEstimates) -> PolicyEstimates:
     """``first``'s result with every interval stretched to hold ``second``'s too (the
     estimates stay ``first``'s): for an answer the log cannot settle between the two."""
-    out = {**first, "estimators": {}, "recommended": dict(first["recommended"])}
-
-    def stretch(a: Mapping[str, Any], b: Mapping[str, Any] | None) -> dict[str, Any]:
-        if not b or a.get("low") is None or b.get("low") is None:
-            return dict(a)
-        return {**a, "low": min(a["low"], b["low"]), "high": max(a["high"], b["high"])}
-
-    for name, outputs in first["estimators"].items():
-        other = second["estimators"].get(name, {})
-        out["estimators"][name] = {k: stretch(v, other.get(k)) for k, v in outputs.items()}
-    for key, value in first["recommended"].items():
-        if isinstance(value, Mapping):
-            out["recommended"][key] = stretch(value, second["recommended"].get(key))
-    return out
+    estimators = {
+        name: {k: _stretch(v, second.estimators.get(name, {}).get(k)) for k, v in outputs.items()}
+        for name, outputs in first.estimators.items()
+    }
+    rec = first.recommended
+    outputs = {k: _stretch(v, second.recommended.outputs.get(k)) for k, v in rec.outputs.items()}
+    return replace(first, estimators=estimators, recommended=replace(rec, outputs=outputs))
 
 
 def summary(
     evaluated_under: str,
     judgement: Judgement,
     withheld_share: float,
-    own_profit: Mapping[str, Any] | None = None,
-    logged_profit: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+    own_profit: Estimate | None = None,
+    logged_profit: Estimate | None = None,
+) -> BudgetSummary:
     """The ``budget`` block of a policy's result."""
-    out: dict[str, Any] = {
-        "evaluated_under": evaluated_under,
-        "allowance_per_1000": judgement.allowance,
-        "spend_per_1000": dict(judgement.spend) if judgement.spend else None,
-        "spend_verdict": judgement.verdict,
-        "withheld_decisions": round(withheld_share, 6),
-    }
-    if own_profit is not None:
-        out["own_budget_profit_per_1000"] = dict(own_profit)
-    if logged_profit is not None:
-        out["logged_eligibility_profit_per_1000"] = dict(logged_profit)
-    return out
+    return BudgetSummary(
+        evaluated_under=evaluated_under,
+        allowance_per_1000=judgement.allowance,
+        spend_per_1000=judgement.spend,
+        spend_verdict=judgement.verdict,
+        withheld_decisions=round(withheld_share, 6),
+        own_budget_profit_per_1000=own_profit,
+        logged_eligibility_profit_per_1000=logged_profit,
+    )
 
 
-def _eur(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def warning(name: str, block: Mapping[str, Any], reason: str = "") -> str | None:
+def warning(name: str, block: BudgetSummary, reason: str = "") -> str | None:
     """What a user should know about a policy's budget, in words (None: nothing)."""
-    spend, allowance = block["spend_per_1000"], block["allowance_per_1000"]
-    share = block["withheld_decisions"]
+    spend, allowance = block.spend_per_1000, block.allowance_per_1000
+    share = block.withheld_decisions
     spent = (
-        f"it would spend {_eur(spend['estimate'])} [{_eur(spend['low'])}, "
-        f"{_eur(spend['high'])}] EUR per 1,000 journeys against an allowance of "
-        f"{_eur(allowance)}"
+        f"it would spend {eur_interval(spend.to_json(), bare_point=False)} EUR per 1,000 "
+        f"journeys against an allowance of {amount(allowance)}"
         if spend and allowance is not None
         else ""
     )
-    if block["evaluated_under"] == SPANNED:
+    if block.evaluated_under == SPANNED:
         return (
             f"{name}: {spent}, an interval across the allowance: the log cannot tell "
             "whether the budget would have rationed its offers. In "
@@ -160,7 +151,7 @@ def warning(name: str, block: Mapping[str, Any], reason: str = "") -> str | None
             "logger; its intervals span both the figure under its own budget (the value "
             "model valuing those offers) and the figure on the logged eligibility."
         )
-    if block["evaluated_under"] == OWN:
+    if block.evaluated_under == OWN:
         return (
             f"{name}: evaluated under its own campaign budget: {spent}, so the budget the "
             f"logger used up would have been left for it; in {share:.1%} of decisions it "
@@ -175,7 +166,7 @@ def warning(name: str, block: Mapping[str, Any], reason: str = "") -> str | None
             "eligibility, rationed by the logger's spending rather than its own, and the "
             "figure may be off either way by an amount its interval does not show."
         )
-    if block["spend_verdict"] in (EXCEEDS, UNCERTAIN):
+    if block.spend_verdict in (EXCEEDS, UNCERTAIN):
         return (
             f"{name}: {spent}: its own spending would have used the budget up sooner than "
             "the logger's did, which the log cannot show; the figure is likely too high."

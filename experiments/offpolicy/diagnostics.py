@@ -14,22 +14,22 @@ of the policy's to the logger's probabilities over the journey) and the support 
   log holds nothing about those choices. An action the campaign budget withheld from the
   logger does not count here: :mod:`experiments.offpolicy.budget` accounts for it.
 
-:func:`assess` turns them into a verdict — ``trusted``, ``caution`` or ``not
-trustworthy`` — and warnings in words. The thresholds are the module's constants; below
-:data:`CAUTION_ESS` effective journeys the benchmark (``python -m experiments.bench
-ope``) saw the 95% intervals miss the simulator's truth more often than 5% of the times.
+:func:`assess` turns them into a verdict (:class:`experiments.offpolicy.result.Trust`:
+``trusted``, ``caution`` or ``not trustworthy``) and warnings in words. The thresholds
+are the module's constants; below :data:`CAUTION_ESS` effective journeys the benchmark
+(``python -m experiments.bench ope``) saw the 95% intervals miss the simulator's truth
+more often than 5% of the times.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from experiments.offpolicy.data import Journeys
+from experiments.offpolicy.result import Diagnostics, Trust
 
-TRUSTED, CAUTION, UNTRUSTED = "trusted", "caution", "not trustworthy"
+TRUSTED, CAUTION, UNTRUSTED = Trust.TRUSTED, Trust.CAUTION, Trust.UNTRUSTED
 MIN_ESS = 100.0  # below: too few effective journeys to say anything
 CAUTION_ESS = 1000.0  # below, with reweighting at work: intervals too narrow (benchmark)
 REWEIGHTED_SHARE = 0.5  # an ESS share below this: the weights, not the sample, set the ESS
@@ -38,22 +38,6 @@ MAX_WEIGHT_SHARE = 0.05  # above: one journey drives the figure
 ESTIMATED_SUPPORT_FLOOR = 5e-3  # an estimated probability below this counts as no support
 
 FloatArray = NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class Diagnostics:
-    """The figures of the module docstring for one policy."""
-
-    ess: float
-    ess_share: float
-    max_weight_share: float
-    matched_journeys: float
-    unsupported_decisions: float
-    unsupported_journeys: float
-    support_source: str
-
-    def to_json(self) -> dict[str, float | str]:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
 def diagnose(
@@ -88,10 +72,10 @@ def diagnose(
     )
 
 
-def assess(name: str, d: Diagnostics, estimated_propensities: bool) -> tuple[str, list[str]]:
+def assess(name: str, d: Diagnostics, estimated_propensities: bool) -> tuple[Trust, list[str]]:
     """The verdict on a policy's figures and the warnings, in words."""
     warnings: list[str] = []
-    verdict = TRUSTED
+    verdict: Trust = TRUSTED
     if d.unsupported_decisions > 0:
         verdict = UNTRUSTED
         warnings.append(

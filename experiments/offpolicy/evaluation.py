@@ -34,14 +34,14 @@ and what it allows, each policy is evaluated under its own budget where its spen
 the allowance, on the logged eligibility where it exceeds it, and across both where the
 log cannot tell; its result says which (:mod:`experiments.offpolicy.budget`).
 
-The result is a JSON-ready dict (see :func:`evaluate_offpolicy`); the merchant report
-and the ``ope`` app render it.
+The result is an :class:`experiments.offpolicy.result.OPEResult`, which the ``ope`` app
+prints and writes as JSON and the merchant report reads back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -53,7 +53,7 @@ from agents.logs import DecisionLog
 from agents.policy import Policy
 from experiments.offpolicy import budget
 from experiments.offpolicy import estimators as est
-from experiments.offpolicy.bootstrap import BootstrapSettings, interval, widen
+from experiments.offpolicy.bootstrap import BootstrapSettings, Interval, interval, widen
 from experiments.offpolicy.data import CONVERSION, PROFIT, SIGNALS, SPEND, Journeys, from_log
 from experiments.offpolicy.diagnostics import CAUTION, TRUSTED, assess, diagnose
 from experiments.offpolicy.fqe import (
@@ -63,14 +63,25 @@ from experiments.offpolicy.fqe import (
     mean_values,
 )
 from experiments.offpolicy.propensity import fit_propensities, refits
+from experiments.offpolicy.result import (
+    CONVERSION_KEY,
+    PROFIT_KEY,
+    SPEND_KEY,
+    Estimate,
+    LogSummary,
+    OPEResult,
+    PolicyEstimates,
+    Recommendation,
+    RunSettings,
+)
 from experiments.offpolicy.targets import target_probabilities
 
 PER = 1000.0
 #: output key and scale of each signal
 OUTPUTS: dict[str, tuple[str, float]] = {
-    PROFIT: ("profit_per_1000", PER),
-    CONVERSION: ("conversion", 1.0),
-    SPEND: ("spend_per_1000", PER),
+    PROFIT: (PROFIT_KEY, PER),
+    CONVERSION: (CONVERSION_KEY, 1.0),
+    SPEND: (SPEND_KEY, PER),
 }
 
 FloatArray = NDArray[np.float64]
@@ -125,22 +136,23 @@ def evaluate_offpolicy(
     feature_names: Sequence[str] | None = None,
     settings: OPESettings | None = None,
     progress: Callable[[str], None] = lambda _: None,
-) -> dict[str, Any]:
+) -> OPEResult:
     """Evaluate ``policies`` on ``log``; see the module docstring.
 
     ``feature_names``: the features a policy that does not declare its own reads, in its
     column order (a scenario's ``feature_schema`` names); by default the log's.
 
-    Returns a JSON-ready dict: ``log`` (what was read: journeys, decisions, single-decision
-    or not, the logger, its scenario, how the propensities were obtained), ``settings``,
-    ``logged`` (what the logger itself earned, per signal, an interval each),
-    ``policies`` (names in order) and ``results``: per policy, ``estimators``
-    (``{estimator: {output: {"estimate", "low", "high"}}}``, outputs
+    Returns an :class:`~experiments.offpolicy.result.OPEResult`: ``log`` (what was read:
+    journeys, decisions, single-decision or not, the logger, its scenario, how the
+    propensities were obtained), ``settings``, ``logged`` (what the logger itself earned,
+    per output, an interval each), ``policies`` (names in order) and ``results``: per
+    policy, ``estimators`` (``{estimator: {output: Estimate}}``, outputs
     ``profit_per_1000``, ``conversion``, ``spend_per_1000``), ``recommended``
     (``estimator``, ``why`` and the outputs), ``diagnostics``, ``value_model_r2`` per
     signal, ``trust`` (``trusted``, ``caution`` or ``not trustworthy``) and
     ``warnings`` (sentences), and on a log with a campaign budget ``budget`` (see
     :func:`experiments.offpolicy.budget.summary`); and ``warnings`` for the whole log.
+    Figures are rounded to 6 decimals, as the JSON holds them.
 
     Raises:
         experiments.offpolicy.targets.PolicyMismatchError: a policy cannot be evaluated on
@@ -159,7 +171,7 @@ def _evaluate(
     feature_names: Sequence[str] | None,
     s: OPESettings,
     progress: Callable[[str], None],
-) -> dict[str, Any]:
+) -> OPEResult:
     journeys = from_log(log)
     names = tuple(feature_names) if feature_names is not None else journeys.feature_names
     signals = [sig for sig in s.signals if sig in journeys.signals]
@@ -170,7 +182,7 @@ def _evaluate(
     refit_props = _refits(journeys, props, s, rng)
     log_warnings = _log_warnings(props, s.signals, signals)
     own = budget.own_mask(journeys)
-    results = {}
+    results: dict[str, PolicyEstimates] = {}
     for policy in policies:
         progress(f"evaluating {policy.name}")
         own_target = None if own is None else target_probabilities(policy, journeys, names, own)
@@ -182,33 +194,33 @@ def _evaluate(
             partial(_evaluate_one, policy.name, journeys, props, refit_props, s),
             signals,
         )
-    return {
-        "log": {
-            "journeys": journeys.n_journeys,
-            "decisions": journeys.n_rows,
-            "single_decision": journeys.single_decision,
-            "logger": log.spec.logger,
-            "exploration": dict(log.spec.exploration) if log.spec.exploration else None,
-            "scenario": log.spec.scenario,
-            "scenario_digest": log.spec.scenario_digest,
-            "propensities": props.source,
-            "actions": list(journeys.action_names),
-            "files": [str(f) for f in log.files],
-        },
-        "settings": {
-            "confidence": s.bootstrap.confidence,
-            "n_resamples": s.bootstrap.n_resamples,
-            "bootstrap_seed": s.bootstrap.seed,
-            "seed": s.seed,
-            "value_model": None if s.value_model is None else s.value_model.__dict__,
-            "propensity_refits": s.propensity_refits if props.source == "estimated" else 0,
-        },
-        "estimator_names": _names(journeys),
-        "logged": _logged(journeys, signals, s.bootstrap),
-        "policies": [p.name for p in policies],
-        "results": results,
-        "warnings": log_warnings,
-    }
+    return OPEResult(
+        log=LogSummary(
+            journeys=journeys.n_journeys,
+            decisions=journeys.n_rows,
+            single_decision=journeys.single_decision,
+            logger=log.spec.logger,
+            exploration=dict(log.spec.exploration) if log.spec.exploration else None,
+            scenario=log.spec.scenario,
+            scenario_digest=log.spec.scenario_digest,
+            propensities=props.source,
+            actions=tuple(journeys.action_names),
+            files=tuple(str(f) for f in log.files),
+        ),
+        settings=RunSettings(
+            confidence=s.bootstrap.confidence,
+            n_resamples=s.bootstrap.n_resamples,
+            bootstrap_seed=s.bootstrap.seed,
+            seed=s.seed,
+            value_model=None if s.value_model is None else dict(s.value_model.__dict__),
+            propensity_refits=s.propensity_refits if props.source == "estimated" else 0,
+        ),
+        estimator_names=_names(journeys),
+        logged=_logged(journeys, signals, s.bootstrap),
+        policies=tuple(p.name for p in policies),
+        results=results,
+        warnings=tuple(log_warnings),
+    )
 
 
 def _names(journeys: Journeys) -> dict[str, str]:
@@ -258,12 +270,17 @@ def _log_warnings(props: _Propensities, asked: Sequence[str], signals: list[str]
     return out
 
 
-def _logged(journeys: Journeys, signals: list[str], boot: BootstrapSettings) -> dict[str, Any]:
+def _estimate(iv: Interval, scale: float) -> Estimate:
+    """``iv`` scaled, as the JSON holds it (6 decimals; None where not finite)."""
+    return Estimate(**iv.scaled(scale).to_json())
+
+
+def _logged(journeys: Journeys, signals: list[str], boot: BootstrapSettings) -> dict[str, Estimate]:
     out = {}
     for sig in signals:
         key, scale = OUTPUTS[sig]
         stat = est.Statistic(mean_terms=journeys.per_journey(journeys.signals[sig]))
-        out[key] = interval(stat, journeys.n_journeys, boot).scaled(scale).to_json()
+        out[key] = _estimate(interval(stat, journeys.n_journeys, boot), scale)
     return out
 
 
@@ -272,9 +289,9 @@ def _evaluate_budgeted(
     journeys: Journeys,
     target: FloatArray,
     own_target: FloatArray | None,
-    evaluate: Callable[[FloatArray, list[str]], dict[str, Any]],
+    evaluate: Callable[[FloatArray, list[str]], PolicyEstimates],
     signals: list[str],
-) -> dict[str, Any]:
+) -> PolicyEstimates:
     """A policy's result under its own campaign budget or the logged eligibility, as
     :mod:`experiments.offpolicy.budget` decides; ``evaluate(target, signals)`` evaluates
     the policy's choices ``target``. Without a budget: ``evaluate(target, signals)``."""
@@ -287,10 +304,10 @@ def _evaluate_budgeted(
     reason = ""
     if own_target is not None and share > 0.0:
         own = evaluate(own_target, wanted)
-        rec = own["recommended"]
-        judgement = budget.judge(allowance, rec.get(OUTPUTS[SPEND][0]))
+        rec = own.recommended
+        judgement = budget.judge(allowance, rec.outputs.get(SPEND_KEY))
         names = _names(journeys)
-        if rec["estimator"] not in (names[est.DR], names[est.WDR]):
+        if rec.estimator not in (names[est.DR], names[est.WDR]):
             reason = (
                 "without a value model that explains the returns the log cannot value the "
                 "offers it never shows"
@@ -299,8 +316,8 @@ def _evaluate_budgeted(
             result, block = own, budget.summary(budget.OWN, judgement, share)
         else:
             logged = evaluate(target, wanted)
-            profit = OUTPUTS[PROFIT][0]
-            own_profit, logged_profit = rec.get(profit), logged["recommended"].get(profit)
+            own_profit = rec.outputs.get(PROFIT_KEY)
+            logged_profit = logged.recommended.outputs.get(PROFIT_KEY)
             if judgement.verdict == budget.UNCERTAIN and not reason:
                 first, second = (own, logged) if judgement.likely_fits else (logged, own)
                 result = budget.span(first, second)
@@ -312,24 +329,16 @@ def _evaluate_budgeted(
         result = evaluate(target, wanted)
         if not judged and journeys.withheld is None:
             return result
-        spend = result["recommended"].get(OUTPUTS[SPEND][0])
+        spend = result.recommended.outputs.get(SPEND_KEY)
         block = budget.summary(budget.LOGGED, budget.judge(allowance, spend), 0.0)
-    result["budget"] = block
+    result = replace(result, budget=block)
     said = budget.warning(name, block, reason)
     if said:
-        result["warnings"].append(said)
-        result["trust"] = CAUTION if result["trust"] == TRUSTED else result["trust"]
+        trust = CAUTION if result.trust == TRUSTED else result.trust
+        result = replace(result, warnings=(*result.warnings, said), trust=trust)
     if SPEND not in signals:
-        _drop_output(result, OUTPUTS[SPEND][0], SPEND)
+        result = result.without_output(SPEND_KEY, SPEND)
     return result
-
-
-def _drop_output(result: dict[str, Any], key: str, signal: str) -> None:
-    """Remove an output the user did not ask for (computed to judge the budget)."""
-    for outputs in result["estimators"].values():
-        outputs.pop(key, None)
-    result["recommended"].pop(key, None)
-    result["value_model_r2"].pop(signal, None)
 
 
 def _evaluate_one(
@@ -340,7 +349,7 @@ def _evaluate_one(
     s: OPESettings,
     target: FloatArray,
     signals: list[str],
-) -> dict[str, Any]:
+) -> PolicyEstimates:
     w = est.cumulative_weights(journeys, est.ratios(journeys, target, props.taken))
     refit_w = [
         est.cumulative_weights(journeys, est.ratios(journeys, target, p)) for p in refit_props
@@ -349,7 +358,7 @@ def _evaluate_one(
         journeys, w, target, props.every, props.support_source, journeys.withheld
     )
     fit_dr = s.value_model is not None and journeys.n_journeys >= s.value_model.min_journeys
-    estimates: dict[str, dict[str, Any]] = {}
+    estimates: dict[str, dict[str, Estimate]] = {}
     r2: dict[str, float] = {}
     for sig in signals:
         key, scale = OUTPUTS[sig]
@@ -369,7 +378,7 @@ def _evaluate_one(
             if e in (est.DR, est.WDR):  # the value model's split moves these two
                 moved = np.array([stats[e](w).estimate(journeys.n_journeys) for stats in per_split])
                 iv = widen(iv, moved, s.bootstrap.confidence)
-            estimates.setdefault(e, {})[key] = iv.scaled(scale).to_json()
+            estimates.setdefault(e, {})[key] = _estimate(iv, scale)
     chosen, why = _recommend(
         fit_dr,
         r2,
@@ -380,14 +389,14 @@ def _evaluate_one(
     )
     trust, warnings = assess(name, diagnostics, props.source == "estimated")
     names = _names(journeys)
-    return {
-        "estimators": {names[e]: v for e, v in estimates.items()},
-        "recommended": {"estimator": names[chosen], "why": why, **estimates[chosen]},
-        "diagnostics": diagnostics.to_json(),
-        "value_model_r2": r2,
-        "trust": trust,
-        "warnings": warnings,
-    }
+    return PolicyEstimates(
+        estimators={names[e]: v for e, v in estimates.items()},
+        recommended=Recommendation(names[chosen], why, dict(estimates[chosen])),
+        diagnostics=diagnostics.rounded(),
+        value_model_r2=r2,
+        trust=trust,
+        warnings=tuple(warnings),
+    )
 
 
 def _statistics(
@@ -445,11 +454,11 @@ def _recommend(
     )
 
 
-def recommended(result: dict[str, Any], policy: str) -> dict[str, Any]:
-    """The recommended estimate of ``policy`` in an :func:`evaluate_offpolicy` result:
-    ``estimator``, ``why``, the outputs, ``trust`` and ``warnings``."""
-    r = result["results"][policy]
-    return {**r["recommended"], "trust": r["trust"], "warnings": r["warnings"]}
+def recommended(result: OPEResult, policy: str) -> dict[str, Any]:
+    """The recommended estimate of ``policy`` in an :func:`evaluate_offpolicy` result, as
+    JSON: ``estimator``, ``why``, the outputs, ``trust`` and ``warnings``."""
+    r = result.results[policy]
+    return {**r.recommended.to_json(), "trust": r.trust.value, "warnings": list(r.warnings)}
 
 
 __all__ = ["OPESettings", "evaluate_offpolicy", "recommended"]

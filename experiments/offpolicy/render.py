@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from rich.console import Console
 from rich.table import Table
 
-from experiments.offpolicy.diagnostics import CAUTION, TRUSTED
+from experiments.evaluation.formatting import amount, eur_interval, pct_interval
+from experiments.offpolicy.result import (
+    CONVERSION_KEY,
+    PROFIT_KEY,
+    SPEND_KEY,
+    Estimate,
+    OPEResult,
+    Trust,
+)
 
-_STYLE = {TRUSTED: "green", CAUTION: "yellow"}
-
-
-def _fmt(i: Mapping[str, Any] | None, spec: str, scale: float = 1.0) -> str:
-    if not i or i.get("estimate") is None:
-        return "n/a"
-    text = spec.format(i["estimate"] * scale)
-    if i.get("low") is None or i.get("high") is None:
-        return text
-    return f"{text} [{spec.format(i['low'] * scale)}, {spec.format(i['high'] * scale)}]"
-
-
-def _eur(i: Mapping[str, Any] | None) -> str:
-    return _fmt(i, "{:,.0f}")
+_STYLE = {Trust.TRUSTED: "green", Trust.CAUTION: "yellow"}
 
 
-def _pct(i: Mapping[str, Any] | None) -> str:
-    return _fmt(i, "{:.1f}%", 100.0)
+def _eur(e: Estimate | None) -> str:
+    return eur_interval(None if e is None else e.to_json(), bare_point=False)
+
+
+def _pct(e: Estimate | None) -> str:
+    return pct_interval(None if e is None else e.to_json(), bare_point=False)
 
 
 def _table(title: str, columns: list[str]) -> Table:
@@ -38,48 +34,49 @@ def _table(title: str, columns: list[str]) -> Table:
     return table
 
 
-def render(result: Mapping[str, Any], console: Console) -> None:
-    """Print an :func:`experiments.offpolicy.evaluate_offpolicy` result."""
-    log, results = result["log"], result["results"]
-    pct = round(100 * result["settings"]["confidence"])
-    logger = log["logger"] or "unknown logger"
+def render(result: OPEResult, console: Console) -> None:
+    """Print an :func:`experiments.offpolicy.evaluate_offpolicy` result: the recommended
+    estimates beside what the logger earned, every estimator's profit, the diagnostics,
+    why each estimator was recommended, and the warnings."""
+    log, results = result.log, result.results
+    pct = round(100 * result.settings.confidence)
+    logger = log.logger or "unknown logger"
     head = (
-        f"{log['journeys']:,} journeys, {log['decisions']:,} decisions"
-        f"{' (single-decision)' if log['single_decision'] else ''}, logged by {logger}, "
-        f"propensities {log['propensities']}; {pct}% intervals"
+        f"{amount(log.journeys)} journeys, {amount(log.decisions)} decisions"
+        f"{' (single-decision)' if log.single_decision else ''}, logged by {logger}, "
+        f"propensities {log.propensities}; {pct}% intervals"
     )
     main = _table(
         f"Off-policy estimates — {head}",
         ["profit / 1,000 journeys", "conversion", "spend / 1,000", "estimator", "trust"],
     )
-    logged = result["logged"]
+    logged = result.logged
     main.add_row(
         f"{logger} (as logged)",
-        _eur(logged.get("profit_per_1000")),
-        _pct(logged.get("conversion")),
-        _eur(logged.get("spend_per_1000")),
+        _eur(logged.get(PROFIT_KEY)),
+        _pct(logged.get(CONVERSION_KEY)),
+        _eur(logged.get(SPEND_KEY)),
         "observed",
         "",
     )
-    for name in result["policies"]:
+    for name in result.policies:
         r = results[name]
-        rec = r["recommended"]
-        trust = r["trust"]
+        rec = r.recommended.outputs
         main.add_row(
             name,
-            _eur(rec.get("profit_per_1000")),
-            _pct(rec.get("conversion")),
-            _eur(rec.get("spend_per_1000")),
-            rec["estimator"],
-            f"[{_STYLE.get(trust, 'red')}]{trust}[/]",
+            _eur(rec.get(PROFIT_KEY)),
+            _pct(rec.get(CONVERSION_KEY)),
+            _eur(rec.get(SPEND_KEY)),
+            r.recommended.estimator,
+            f"[{_STYLE.get(r.trust, 'red')}]{r.trust.value}[/]",
         )
     console.print(main)
 
-    names = list(next(iter(results.values()))["estimators"]) if results else []
+    names = list(next(iter(results.values())).estimators) if results else []
     by = _table("Profit per 1,000 journeys by estimator", names)
-    for name in result["policies"]:
-        est = results[name]["estimators"]
-        by.add_row(name, *(_eur(est[e].get("profit_per_1000")) for e in names))
+    for name in result.policies:
+        est = results[name].estimators
+        by.add_row(name, *(_eur(est[e].get(PROFIT_KEY)) for e in names))
     console.print(by)
 
     diag = _table(
@@ -93,24 +90,24 @@ def render(result: Mapping[str, Any], console: Console) -> None:
             "value model R²",
         ],
     )
-    for name in result["policies"]:
-        d = results[name]["diagnostics"]
-        r2 = results[name]["value_model_r2"].get("profit")
+    for name in result.policies:
+        d = results[name].diagnostics
+        r2 = results[name].value_model_r2.get("profit")
         diag.add_row(
             name,
-            f"{d['ess']:,.0f}",
-            f"{100 * d['ess_share']:.2f}%",
-            f"{100 * d['max_weight_share']:.2f}%",
-            f"{100 * d['matched_journeys']:.1f}%",
-            f"{100 * d['unsupported_decisions']:.2f}%",
+            amount(d.ess),
+            f"{100 * d.ess_share:.2f}%",
+            f"{100 * d.max_weight_share:.2f}%",
+            f"{100 * d.matched_journeys:.1f}%",
+            f"{100 * d.unsupported_decisions:.2f}%",
             "n/a" if r2 is None else f"{r2:.2f}",
         )
     console.print(diag)
-    for name in result["policies"]:
-        rec = results[name]["recommended"]
-        console.print(f"[bold]{name}[/]: recommended {rec['estimator']}: {rec['why']}")
-    for text in result["warnings"]:
+    for name in result.policies:
+        chosen = results[name].recommended
+        console.print(f"[bold]{name}[/]: recommended {chosen.estimator}: {chosen.why}")
+    for text in result.warnings:
         console.print(f"[bold red]warning:[/] {text}")
-    for name in result["policies"]:
-        for text in results[name]["warnings"]:
+    for name in result.policies:
+        for text in results[name].warnings:
             console.print(f"[yellow]warning:[/] {text}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from agents.baselines import RuleError
 from agents.logs import LogReadError, LogSchemaError, LogValidationError, read_log
@@ -26,6 +25,7 @@ from envs.scenario import Scenario, ScenarioError
 from envs.scenario_files import load_scenario
 from experiments.offpolicy.data import MissingFeaturesError
 from experiments.offpolicy.evaluation import OPESettings, evaluate_offpolicy
+from experiments.offpolicy.result import OPEResult
 from experiments.offpolicy.targets import PolicyMismatchError
 
 INPUT_ERRORS: tuple[type[Exception], ...] = (
@@ -51,7 +51,7 @@ def evaluate_logs(
     settings: OPESettings | None = None,
     tracking_uri: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
-) -> dict[str, Any]:
+) -> OPEResult:
     """The off-policy evaluation of ``policies`` (strings, see
     :mod:`agents.registry`) on the log at ``logs``; the result of
     :func:`experiments.offpolicy.evaluate_offpolicy`, its ``warnings`` including a
@@ -92,8 +92,7 @@ def evaluate_logs(
     result = evaluate_offpolicy(
         log, evaluated, feature_names=names, settings=settings, progress=progress
     )
-    result["warnings"] = notes + result["warnings"]
-    return result
+    return result.with_warnings_first(notes)
 
 
 def shared_state_warnings(scenario: Scenario, *, budget_logged: bool = False) -> list[str]:

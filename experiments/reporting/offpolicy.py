@@ -1,7 +1,8 @@
 """The report's "On your logs" section: off-policy estimates beside the simulated figures.
 
-Given the result of an off-policy evaluation (``python -m experiments.ope``, see
-:func:`experiments.offpolicy.evaluation.evaluate_offpolicy`), the section shows, per
+Given the result of an off-policy evaluation (``python -m experiments.ope``, an
+:class:`experiments.offpolicy.result.OPEResult`, or the JSON file it wrote), the
+section shows, per
 policy, what it would have earned on the shop's own logged journeys (the recommended
 estimator's profit per 1,000 journeys, conversion and concession spend, with their
 intervals), beside what the paired simulator evaluation of the same scenario says of the
@@ -19,45 +20,60 @@ from pathlib import Path
 from typing import Any
 
 from experiments.evaluation.formatting import eur, pct
+from experiments.offpolicy.result import OUTPUTS, OPEResult, OPEResultError, Trust
 from experiments.reporting.errors import ReportError
 from experiments.reporting.intervals import est
 from experiments.reporting.plots import BLUE, EUROS, GREEN, hbars, new_figure, to_data_uri
 from experiments.reporting.sources import Source
 
 Interval = dict[str, Any]
-OUTPUTS = ("profit_per_1000", "conversion", "spend_per_1000")
-REQUIRED = ("log", "policies", "results", "logged")
 TRUST_WORDS = {
-    "trusted": "can be trusted: the logs cover what this policy does",
-    "caution": "read with caution: few logged journeys look like what this policy does",
-    "not trustworthy": "not trustworthy: the logs do not cover what this policy does",
+    Trust.TRUSTED: "can be trusted: the logs cover what this policy does",
+    Trust.CAUTION: "read with caution: few logged journeys look like what this policy does",
+    Trust.UNTRUSTED: "not trustworthy: the logs do not cover what this policy does",
 }
 
 
-def read_offpolicy(path: str | Path) -> dict[str, Any]:
-    """An off-policy evaluation's JSON (the last line printed by ``experiments.ope``, or
-    the file it wrote), checked.
+def read_offpolicy(path: str | Path) -> OPEResult:
+    """An off-policy evaluation's result from its JSON: the file ``experiments.ope``
+    wrote (``output=``), or its printed output, whose last line is the JSON.
 
     Raises:
-        ReportError: no such file, not JSON, or not an off-policy evaluation.
+        ReportError: no such file, not JSON, or not an off-policy evaluation (the
+            message names the key that does not match).
     """
     path = Path(path)
     if not path.is_file():
         raise ReportError(f"no off-policy evaluation at {path}: check the path given to --ope")
     text = path.read_text(encoding="utf-8").strip()
     try:
-        data = json.loads(text.splitlines()[-1] if text else "")
-    except (json.JSONDecodeError, IndexError) as err:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = json.loads(text.splitlines()[-1] if text else "")
+        except (json.JSONDecodeError, IndexError) as err:
+            raise ReportError(
+                f"{path} is not the JSON of `python -m experiments.ope` ({err})"
+            ) from None
+    return offpolicy_result(data, str(path))
+
+
+def offpolicy_result(data: OPEResult | Mapping[str, Any], source: str = "") -> OPEResult:
+    """``data`` as an :class:`~experiments.offpolicy.result.OPEResult` (a result, or its
+    JSON from ``source``).
+
+    Raises:
+        ReportError: ``data`` is not an off-policy evaluation's result.
+    """
+    if isinstance(data, OPEResult):
+        return data
+    try:
+        return OPEResult.from_json(data)
+    except OPEResultError as err:
         raise ReportError(
-            f"{path} is not the JSON of `python -m experiments.ope` ({err})"
+            f"{source or 'the data given'} is not an off-policy evaluation of "
+            f"`python -m experiments.ope`: {err}"
         ) from None
-    missing = [k for k in REQUIRED if not isinstance(data, dict) or k not in data]
-    if missing:
-        raise ReportError(
-            f"{path} is not an off-policy evaluation of `python -m experiments.ope`: "
-            f"missing {missing}"
-        )
-    return data
 
 
 def _simulated(sources: Sequence[Source], scenario: str | None) -> dict[str, dict[str, Any]]:
@@ -73,38 +89,42 @@ def _simulated(sources: Sequence[Source], scenario: str | None) -> dict[str, dic
     return found
 
 
-def offpolicy_figures(ope: Mapping[str, Any], sources: Sequence[Source]) -> dict[str, Any]:
+def _as_json(estimates: Mapping[str, Any]) -> dict[str, Interval | None]:
+    return {k: None if k not in estimates else estimates[k].to_json() for k in OUTPUTS}
+
+
+def offpolicy_figures(ope: OPEResult, sources: Sequence[Source]) -> dict[str, Any]:
     """The section's figures, JSON-ready: what was logged, and one row per policy."""
-    log = ope["log"]
-    simulated = _simulated(sources, log.get("scenario"))
+    log = ope.log
+    simulated = _simulated(sources, log.scenario)
     rows = []
-    for policy in ope["policies"]:
-        result = ope["results"][policy]
-        chosen = result["recommended"]
+    for policy in ope.policies:
+        result = ope.results[policy]
+        chosen = result.recommended
         sim = simulated.get(policy, {})
         rows.append(
             {
                 "policy": policy,
-                "estimator": chosen["estimator"],
-                "why": chosen.get("why", ""),
-                "on_logs": {k: chosen.get(k) for k in OUTPUTS},
+                "estimator": chosen.estimator,
+                "why": chosen.why,
+                "on_logs": _as_json(chosen.outputs),
                 "simulated": {k: sim.get(k) for k in OUTPUTS} if sim else None,
-                "trust": result.get("trust", "caution"),
-                "diagnostics": result.get("diagnostics", {}),
-                "warnings": list(result.get("warnings", [])),
+                "trust": result.trust.value,
+                "diagnostics": result.diagnostics.to_json(),
+                "warnings": list(result.warnings),
             }
         )
     return {
-        "journeys": log.get("journeys"),
-        "decisions": log.get("decisions"),
-        "single_decision": bool(log.get("single_decision")),
-        "logger": log.get("logger"),
-        "scenario": log.get("scenario"),
-        "propensities": log.get("propensities"),
-        "files": list(log.get("files", [])),
-        "logged": {k: ope["logged"].get(k) for k in OUTPUTS},
+        "journeys": log.journeys,
+        "decisions": log.decisions,
+        "single_decision": log.single_decision,
+        "logger": log.logger,
+        "scenario": log.scenario,
+        "propensities": log.propensities,
+        "files": list(log.files),
+        "logged": _as_json(ope.logged),
         "rows": rows,
-        "warnings": list(ope.get("warnings", [])),
+        "warnings": list(ope.warnings),
         "has_simulated": any(r["simulated"] for r in rows),
     }
 
@@ -219,7 +239,7 @@ def offpolicy_html(section: Mapping[str, Any], plot: str | None) -> str:
         sim = ""
         if section["has_simulated"]:
             sim = f"<td>{_money((row['simulated'] or {}).get('profit_per_1000'))}</td>"
-        cls = ' class="failed"' if row["trust"] == "not trustworthy" else ""
+        cls = ' class="failed"' if row["trust"] == Trust.UNTRUSTED else ""
         body.append(
             f"<tr{cls}><td>{escape(row['policy'])}</td>"
             f"<td>{_money(row['on_logs']['profit_per_1000'])}</td>{sim}"

@@ -8,9 +8,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from experiments.offpolicy.result import OPEResult
 from experiments.reporting.figures import build_figures
 from experiments.reporting.html import render
-from experiments.reporting.offpolicy import offpolicy_figures, offpolicy_plot, read_offpolicy
+from experiments.reporting.offpolicy import (
+    offpolicy_figures,
+    offpolicy_plot,
+    offpolicy_result,
+    read_offpolicy,
+)
 from experiments.reporting.plots import make_plots
 from experiments.reporting.sources import (
     Selection,
@@ -32,7 +38,7 @@ def write_report(
     current_rule: str | None = None,
     policy: str | None = None,
     name: str | None = None,
-    offpolicy: Sequence[str | Path | Mapping[str, Any]] = (),
+    offpolicy: Sequence[str | Path | OPEResult | Mapping[str, Any]] = (),
 ) -> Path:
     """Write the report of the given runs and/or evaluation files; the HTML file's path.
 
@@ -41,11 +47,12 @@ def write_report(
     (default :func:`~experiments.tracking.names.default_tracking_uri`), plus
     ``evaluations`` files, and writes ``<out_dir>/<name>.html`` and ``<name>.json`` (the
     figures); ``name`` defaults to ``concede-report-<timestamp>``. ``offpolicy``: results
-    of off-policy evaluations on a shop's logs (``python -m experiments.ope``), or their
-    files, each shown in an "On your logs" section beside the simulated figures.
+    of off-policy evaluations on a shop's logs (``python -m experiments.ope``), their JSON
+    or their files, each shown in an "On your logs" section beside the simulated figures.
 
     Raises:
-        ReportError: what is missing (store, experiment, sweep, runs, evaluations).
+        ReportError: what is missing (store, experiment, sweep, runs, evaluations), or an
+            off-policy evaluation that does not read as one.
     """
     sources: list[Source] = []
     labels: list[str] = []
@@ -67,7 +74,10 @@ def write_report(
     )
     if offpolicy:
         figures["offpolicy"] = [
-            offpolicy_figures(o if isinstance(o, Mapping) else read_offpolicy(o), sources)
+            offpolicy_figures(
+                offpolicy_result(o) if isinstance(o, OPEResult | Mapping) else read_offpolicy(o),
+                sources,
+            )
             for o in offpolicy
         ]
     plots = make_plots(figures)
