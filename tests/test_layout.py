@@ -9,7 +9,12 @@ Every import statement of every module of ``envs``, ``agents``, ``experiments`` 
   ``experiments/`` (``python -m experiments.<app>``), which nothing of ours imports;
 - no import cycle, between modules or between folders;
 - the serving runtime imports only the standard library, numpy and onnxruntime, and the
-  simulator only numpy, gymnasium and numba (PyYAML to read scenario files).
+  simulator only numpy, gymnasium and numba (PyYAML to read scenario files);
+- one home each for exploration (:mod:`agents.exploration`: no other function mixes an
+  epsilon share, takes a softmax over a ``-inf`` mask or draws per row by inverse CDF)
+  and for number formatting (:mod:`experiments.evaluation.formatting`: no other helper
+  returns an amount with thousands separators or an ``estimate [low, high]``), read from
+  the functions' code, not their names.
 
 Each failure names the files.
 """
@@ -197,3 +202,193 @@ def test_the_runtime_needs_only_numpy_and_onnxruntime() -> None:
 def test_the_simulator_needs_only_numpy_gymnasium_and_numba(name: str) -> None:
     # numba compiles the dynamics (envs.kernels); yaml reads the scenario files
     assert third_party(name) <= {"numpy", "gymnasium", "numba", "yaml"}, where(name)
+
+
+# ---------------------------------------------------------------- one home each
+EXPLORATION_HOME = "agents.exploration"
+FORMATTING_HOME = "experiments.evaluation.formatting"
+
+
+def functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            yield node
+
+
+def _calls(fn: ast.AST, name: str) -> list[ast.Call]:
+    return [
+        n
+        for n in ast.walk(fn)
+        if isinstance(n, ast.Call)
+        and name in (getattr(n.func, "attr", None), getattr(n.func, "id", None))
+    ]
+
+
+def _is_one(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float) and node.value == 1
+
+
+def mixes_epsilon(fn: ast.AST) -> bool:
+    """Epsilon-greedy probabilities: the same share ``x`` both as ``1 - x`` (on the
+    decision) and divided (``x / k``, spread over the allowed actions)."""
+    kept = {
+        ast.dump(n.right)
+        for n in ast.walk(fn)
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Sub) and _is_one(n.left)
+    }
+    spread = {
+        ast.dump(n.left)
+        for n in ast.walk(fn)
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div)
+    }
+    return bool(kept & spread)
+
+
+def softmax_over_a_mask(fn: ast.AST) -> bool:
+    """``exp`` of scores whose forbidden actions were set to ``-inf``."""
+    minus_inf = any(
+        isinstance(n, ast.UnaryOp)
+        and isinstance(n.op, ast.USub)
+        and "inf" in (getattr(n.operand, "attr", None), getattr(n.operand, "id", None))
+        for n in ast.walk(fn)
+    )
+    return minus_inf and bool(_calls(fn, "exp"))
+
+
+def draws_rows_by_inverse_cdf(fn: ast.AST) -> bool:
+    """A ``cumsum`` along each row's actions compared with uniforms: one draw per row."""
+    per_row = any(
+        k.arg == "axis" and isinstance(k.value, ast.Constant) and k.value.value in (1, -1)
+        for call in _calls(fn, "cumsum")
+        for k in call.keywords
+    )
+    compared = any(
+        isinstance(n, ast.Compare) and any(isinstance(o, ast.Lt | ast.LtE) for o in n.ops)
+        for n in ast.walk(fn)
+    )
+    return per_row and compared
+
+
+def returned(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[ast.expr]:
+    if isinstance(fn, ast.Lambda):
+        return [fn.body]
+    return [n.value for n in ast.walk(fn) if isinstance(n, ast.Return) and n.value is not None]
+
+
+def _spec(node: ast.FormattedValue) -> str:
+    if node.format_spec is None:
+        return ""
+    return "".join(str(v.value) for v in ast.walk(node.format_spec) if isinstance(v, ast.Constant))
+
+
+def formats_amounts(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> bool:
+    """A helper that returns a number with thousands separators (``f"€{x:,.0f}"``,
+    ``"{:,.0f}"``) and little else: at most a dozen characters of text around it (a
+    sentence that quotes a figure is not a helper)."""
+    for value in returned(fn):
+        nodes = list(ast.walk(value))
+        separated = any(
+            isinstance(n, ast.FormattedValue) and "," in _spec(n) for n in nodes
+        ) or any(isinstance(n, ast.Constant) and "{:," in str(n.value) for n in nodes)
+        text = sum(
+            len(str(part.value))
+            for n in nodes
+            if isinstance(n, ast.JoinedStr)
+            for part in n.values
+            if isinstance(part, ast.Constant)
+        )
+        if separated and text <= 12:
+            return True
+    return False
+
+
+def formats_intervals(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> bool:
+    """A helper that returns ``f"{estimate} [{low}, {high}]"``."""
+    for value in returned(fn):
+        for n in ast.walk(value):
+            if isinstance(n, ast.JoinedStr):
+                text = [str(p.value) for p in n.values if isinstance(p, ast.Constant)]
+                if text == [" [", ", ", "]"]:
+                    return True
+    return False
+
+
+HOMES = {
+    "exploration": (
+        EXPLORATION_HOME,
+        (mixes_epsilon, softmax_over_a_mask, draws_rows_by_inverse_cdf),
+    ),
+    "formatting": (FORMATTING_HOME, (formats_amounts, formats_intervals)),
+}
+
+
+def second_homes(topic: str, modules: dict[str, Path]) -> list[str]:
+    """Functions outside ``topic``'s home that do its work, ``file:line name (check)``."""
+    home, checks = HOMES[topic]
+    found = []
+    for name, path in sorted(modules.items()):
+        if name == home:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for fn in functions(tree):
+            for check in checks:
+                if check(fn):
+                    label = getattr(fn, "name", "<lambda>")
+                    found.append(f"{where_in(path)}:{fn.lineno} {label} ({check.__name__})")
+    return found
+
+
+def where_in(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+@pytest.mark.parametrize("topic", sorted(HOMES))
+def test_one_home_for_exploration_and_for_formatting(topic: str) -> None:
+    """Exploration (epsilon mixing, softmax over the allowed actions, per-row draws) lives
+    in :mod:`agents.exploration`, number formatting (amounts with thousands separators,
+    ``estimate [low, high]``) in :mod:`experiments.evaluation.formatting`: a second copy
+    elsewhere drifts from the first. Use the home's functions instead."""
+    home = HOMES[topic][0]
+    assert home in MODULES, f"{home} is the home of {topic}"
+    found = second_homes(topic, MODULES)
+    assert not found, f"{topic} belongs in {where(home)}; found elsewhere:\n" + "\n".join(found)
+    home_tree = ast.parse(MODULES[home].read_text(encoding="utf-8"))
+    assert any(check(fn) for fn in functions(home_tree) for check in HOMES[topic][1])
+
+
+SECOND_COPIES = {
+    "exploration": """
+import numpy as np
+
+def explore(decided, allowed, eps):
+    p = allowed * (eps / allowed.sum(axis=1, keepdims=True))
+    p[np.arange(len(decided)), decided] += 1.0 - eps
+    return p
+
+def soft(scores, allowed, tau):
+    z = np.where(allowed, scores / tau, -np.inf)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+def draw(p, rng):
+    cdf = np.cumsum(p, axis=1)
+    return (cdf < rng.random(len(p))[:, None] * cdf[:, -1:]).sum(axis=1)
+""",
+    "formatting": """
+def _eur(x):
+    return f"€{x:,.0f}"
+
+def _fmt(i, spec):
+    return f"{spec.format(i['estimate'])} [{spec.format(i['low'])}, {spec.format(i['high'])}]"
+
+TICKS = lambda x, _: f"{x / 1000:,.0f}k"
+""",
+}
+
+
+@pytest.mark.parametrize("topic", sorted(HOMES))
+def test_a_second_home_is_found(topic: str, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.py"
+    copy.write_text(SECOND_COPIES[topic], encoding="utf-8")
+    found = second_homes(topic, {"copy": copy})
+    assert len(found) == 3, found
