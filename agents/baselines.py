@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-import conf
+import concede_conf
 from agents.policy import PolicySpecError
 from envs.catalogue import ActionTable, compile_actions
 from envs.observation import feature_schema
@@ -380,7 +380,7 @@ def rules_dir() -> Path:
     override = os.environ.get(RULES_DIR_ENV)
     if override:
         return Path(override)
-    return conf.folder("rules")
+    return concede_conf.folder("rules")
 
 
 def available_rule_sets(folder: Path | None = None) -> list[str]:

@@ -1,9 +1,9 @@
 """Fit a scenario to a shop's data: session tables and decision logs, by simulation.
 
-Without ``--data``: the fit of ``default`` to the public Online Shoppers data (three
-calibration parameters, see :mod:`experiments.calibration.fit`), written into the
-scenario file's ``calibration`` block, or only checked. With ``--data``: any scenario,
-any parameters, fitted to the shop's own session table and/or decision log
+``concede calibrate``. Without ``data``: the fit of ``default`` to the public Online
+Shoppers data (three calibration parameters, see :mod:`experiments.calibration.public_data`),
+written into the scenario file's ``calibration`` block, or only checked. With ``data``: any
+scenario, any parameters, fitted to the shop's own session table and/or decision log
 (:mod:`experiments.calibration.pipeline`), written as a new scenario file that states
 only what changed, with a fit report beside it.
 
@@ -41,18 +41,18 @@ from agents.baselines import RuleError
 from agents.registry import UnknownPolicyError, build_policy
 from envs.scenario import ScenarioError
 from envs.scenario_files import load_scenario, scenario_dir
-from experiments.calibration.fit import (
+from experiments.calibration.forecast import ForecastError, check_settings, forecast
+from experiments.calibration.inputs import InputError, load_shop_data
+from experiments.calibration.parallel import default_workers
+from experiments.calibration.parameters import ParameterError, resolve
+from experiments.calibration.pipeline import calibrate
+from experiments.calibration.public_data import (
     fit,
     observed_rates,
     report,
     simulate_rates,
     write_calibration,
 )
-from experiments.calibration.forecast import ForecastError, check_settings, forecast
-from experiments.calibration.inputs import InputError, load_shop_data
-from experiments.calibration.parallel import default_workers
-from experiments.calibration.parameters import ParameterError, resolve
-from experiments.calibration.pipeline import calibrate
 from experiments.calibration.report import write_report
 from experiments.calibration.scenario_file import write_fitted
 from experiments.calibration.sessions import SessionTableError

@@ -85,5 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = argv_before
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,7 @@ import pytest
 
 from envs import load_scenario
 from envs.scenario import Calibration
-from experiments.calibration.fit import (
+from experiments.calibration.public_data import (
     DATA,
     TOLERANCE,
     observed_rates,

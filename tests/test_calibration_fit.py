@@ -16,13 +16,12 @@ from agents.logs.simulate import simulate_logs
 from agents.registry import build_policy
 from envs import load_scenario
 from envs.scenario_files import scenario_dir
-from experiments import calibrate as app
-from experiments.calibration.fit import DATA, fit, observed_rates
-from experiments.calibration.fitting import LogData, ShopData, Simulator, mixture, shares
 from experiments.calibration.log_simulation import simulate_log_targets
 from experiments.calibration.log_targets import log_targets, uplifts
+from experiments.calibration.objective import LogData, ShopData, Simulator, mixture, shares
 from experiments.calibration.parameters import ParameterError, apply, parameter, resolve
 from experiments.calibration.pipeline import calibrate
+from experiments.calibration.public_data import DATA, fit, observed_rates
 from experiments.calibration.recovery import recover
 from experiments.calibration.report import render_report
 from experiments.calibration.scenario_file import changes, write_fitted
@@ -35,6 +34,7 @@ from experiments.calibration.sessions import (
     simulate_sessions,
 )
 from experiments.calibration.targets import holdout_mask
+from experiments.cli import main as concede
 
 DEFAULT = load_scenario("default")
 
@@ -358,22 +358,30 @@ def test_the_fitted_file_states_only_what_changed_and_loads(tmp_path: Path) -> N
 def test_the_app_exits_2_on_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "sessions.csv"
     bad.write_text("journey,visit,purchase\na,1,perhaps\n")
-    out = str(tmp_path / "x.yaml")
-    assert app.main(["--data", str(bad), "--out", out]) == 2
+    out = f"out={tmp_path / 'x.yaml'}"
+    assert concede(["calibrate", f"data=[{bad}]", out]) == 2
     assert "'purchase' must be true/false" in capsys.readouterr().err
     good = tmp_path / "good.csv"
     good.write_text("journey,visit,purchase\na,1,true\nb,1,false\n")
-    assert app.main(["--data", str(good), "--out", out, "--fit", "segments[x].share"]) == 2
+    assert concede(["calibrate", f"data=[{good}]", out, "fit='segments[x].share'"]) == 2
     assert "no segment 'x'" in capsys.readouterr().err
     other = tmp_path / "other.csv"
     other.write_text("id,amount\n1,2\n")
-    assert app.main(["--data", str(other), "--out", out]) == 2
+    assert concede(["calibrate", f"data=[{other}]", out]) == 2
     assert "neither a session table" in capsys.readouterr().err
-    forecast = ["--data", str(good), "--out", out, "--forecast", "never"]
-    assert app.main([*forecast, "--forecast-scenarios", "1"]) == 2
+    forecast = ["calibrate", f"data=[{good}]", out]
+    assert concede([*forecast, "forecast=[never]", "forecast_scenarios=1"]) == 2
     assert "at least 2 replicate scenarios" in capsys.readouterr().err
-    assert app.main([*forecast, "always_nothing_at_all"]) == 2
+    assert concede([*forecast, "forecast=[never,always_nothing_at_all]"]) == 2
     assert "always_nothing_at_all" in capsys.readouterr().err
+    assert concede(["calibrate", f"data=[{good}]"]) == 2
+    assert "data needs out=" in capsys.readouterr().err
+    assert concede(["calibrate", "forecast=[never]"]) == 2
+    assert "forecast needs data" in capsys.readouterr().err
+    assert concede(["calibrate", f"data=[{good}]", out, "workers=0"]) == 2
+    assert "workers must be at least 1" in capsys.readouterr().err
+    assert concede(["calibrate", "shoppers=many"]) == 1  # Hydra refuses the type
+    assert "shoppers" in capsys.readouterr().err
 
 
 def test_the_app_fits_a_session_table_end_to_end(
@@ -384,27 +392,18 @@ def test_the_app_fits_a_session_table_end_to_end(
     )
     simulate_sessions(shop, 4_000, 77).to_csv(tmp_path / "sessions.csv", index=False)
     out = tmp_path / "my_shop.yaml"
-    code = app.main(
+    code = concede(
         [
-            "--data",
-            str(tmp_path / "sessions.csv"),
-            "--fit",
-            "calibration.new_shopper_appeal",
-            "--out",
-            str(out),
-            "--shoppers",
-            "4000",
-            "--replicates",
-            "50",
-            "--forecast",
-            "never",
-            "merchant_rules",
-            "--forecast-scenarios",
-            "3",
-            "--forecast-shoppers",
-            "2000",
-            "--workers",
-            "2",
+            "calibrate",
+            f"data=[{tmp_path / 'sessions.csv'}]",
+            "fit=calibration.new_shopper_appeal",
+            f"out={out}",
+            "shoppers=4000",
+            "replicates=50",
+            "forecast=[never,merchant_rules]",
+            "forecast_scenarios=3",
+            "forecast_shoppers=2000",
+            "workers=2",
         ]
     )
     assert code == 0

@@ -10,7 +10,6 @@ from scipy import stats
 
 from agents.registry import build_policy
 from envs import load_scenario
-from experiments.calibration.fitting import ShopData
 from experiments.calibration.forecast import (
     Forecast,
     ForecastError,
@@ -18,6 +17,7 @@ from experiments.calibration.forecast import (
     mixture_interval,
     replicate_scenarios,
 )
+from experiments.calibration.objective import ShopData
 from experiments.calibration.parameters import resolve
 from experiments.calibration.pipeline import CalibrationResult, calibrate
 from experiments.calibration.sessions import simulate_sessions

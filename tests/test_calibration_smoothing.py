@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from experiments.calibration.fitting import LeastSquares
+from experiments.calibration.objective import LeastSquares
 from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter
 from experiments.calibration.smoothing import DESIGN_POINTS, regression, smoothed_fit

@@ -18,12 +18,12 @@ from agents.exploration import Exploration
 from agents.logs import from_table
 from agents.logs.simulate import simulate_logs
 from agents.registry import build_policies
+from experiments.cli import main as concede
 from experiments.evaluation.kpis import Bootstrap
 from experiments.evaluation.paired import evaluate, public
 from experiments.offpolicy.bootstrap import BootstrapSettings
 from experiments.offpolicy.evaluation import OPESettings, evaluate_offpolicy
 from experiments.offpolicy.result import OPEResult
-from experiments.report import main as report_main
 from experiments.reporting import ReportError, write_report
 from experiments.reporting.offpolicy import read_offpolicy
 
@@ -99,16 +99,13 @@ def test_the_app_takes_ope_files_and_refuses_bad_ones(
 ) -> None:
     ev_path, ope_path = files
     assert (
-        report_main(
+        concede(
             [
-                "--evaluation",
-                str(ev_path),
-                "--ope",
-                str(ope_path),
-                "--out-dir",
-                str(tmp_path),
-                "--name",
-                "r",
+                "report",
+                f"evaluations=[{ev_path}]",
+                f"ope=[{ope_path}]",
+                f"out_dir={tmp_path}",
+                "name=r",
             ]
         )
         == 0
@@ -124,4 +121,5 @@ def test_the_app_takes_ope_files_and_refuses_bad_ones(
     bad.write_text(json.dumps(data))
     with pytest.raises(ReportError, match=r"results\['never'\]\.trust: must be one of"):
         write_report(evaluations=[ev_path], offpolicy=[bad], out_dir=tmp_path)
-    assert report_main(["--evaluation", str(ev_path), "--ope", str(tmp_path / "none.json")]) == 2
+    assert concede(["report", f"evaluations=[{ev_path}]", f"ope=[{bad}]"]) == 2
+    assert concede(["report", f"evaluations=[{ev_path}]", f"ope=[{tmp_path / 'none.json'}]"]) == 2

@@ -34,8 +34,8 @@ from omegaconf import open_dict
 
 from agents.serving.runtime import OUTPUT_COLUMNS, PolicyRuntime
 from agents.serving.server import served
+from experiments.cli import main as concede
 from experiments.config.trusted import TRUSTED_TARGETS
-from experiments.register import main as register_main
 from experiments.tracking import registry as reg
 from experiments.training.job import train
 
@@ -209,12 +209,12 @@ def test_register_refuses_what_it_cannot_register(
     with pytest.raises(reg.RegisterError, match="alias"):
         reg.register(run_id, tracking_uri=uri, alias="production")
     worse = {"verdict": {"significance": "worse", "sentence": "it loses"}}
-    with pytest.raises(reg.RegisterError, match="--force"):
+    with pytest.raises(reg.RegisterError, match="force=true"):
         reg._check_promotion("champion", worse, force=False)
     reg._check_promotion("challenger", worse, force=False)
     with pytest.raises(reg.RegisterError, match="not a Stable-Baselines3"):
         reg.algorithm_class("os.system")
-    assert register_main(["--run-id", "nope", "--tracking-uri", uri]) == 2
+    assert concede(["register", "run_id=nope", f"tracking_uri={uri}"]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
 
 

@@ -50,11 +50,11 @@ from envs.scenario import Calibration, Scenario
 from envs.scenario_files import load_scenario
 from experiments.benchmarks.fit_policies import print_policies, trained_agent
 from experiments.benchmarks.zoo import bench_zoo, print_totals
-from experiments.calibration.fit import DATA
-from experiments.calibration.fitting import ShopData
 from experiments.calibration.forecast import FORECAST_SCENARIOS
+from experiments.calibration.objective import ShopData
 from experiments.calibration.parameters import resolve
 from experiments.calibration.pipeline import CalibrationResult, calibrate
+from experiments.calibration.public_data import DATA
 from experiments.calibration.recovery import EVAL_SEED_OFFSET, compare_policies, recover, truth
 from experiments.calibration.sessions import online_shoppers_sessions
 
@@ -250,7 +250,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.bench calibrate", description=__doc__.splitlines()[0]
+        prog="concede bench calibrate", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--shoppers", type=int, default=40_000, help="simulated per trial")
     parser.add_argument("--sessions", type=int, default=20_000, help="journeys in the session data")

@@ -36,9 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from agents.exploration import Exploration
 from agents.learned import LearnedPolicy
 from agents.logs import from_table
-from agents.logs.simulate import Exploration, simulate_logs
+from agents.logs.simulate import simulate_logs
 from agents.policy import Policy
 from agents.registry import build_policies
 from agents.rollout import run_policy
@@ -46,8 +47,8 @@ from envs.scenario import Scenario
 from envs.scenario_files import load_scenario
 from experiments.offpolicy import OPESettings, evaluate_offpolicy
 from experiments.offpolicy.bootstrap import BootstrapSettings
-
 from experiments.offpolicy.result import PROFIT_KEY
+
 TARGET_COVERAGE = 0.90
 RULE_CANDIDATES = ("always_*", "merchant_rules", "cautious_rules")
 EVALUATED = ("never", "best_rule", "agent")
@@ -260,9 +261,7 @@ def render(results: list[dict[str, Any]]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.bench ope", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="concede bench ope", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", nargs="+", default=["default", "black_friday"])
     parser.add_argument("--logger", default="merchant_rules")
     parser.add_argument("--exploration", type=float, default=0.1)

@@ -48,7 +48,7 @@ from agents.registry import build_policy
 from envs.scenario import Scenario
 from envs.scenario_files import load_scenario
 from experiments.benchmarks.fit_policies import print_policies, trained_agent
-from experiments.calibration.fitting import LogData, ShopData
+from experiments.calibration.objective import LogData, ShopData
 from experiments.calibration.parameters import resolve
 from experiments.calibration.pipeline import calibrate
 from experiments.calibration.recovery import (

@@ -1,2 +1,2 @@
-"""Fitting a scenario to real session data (:mod:`.fit`), with the public data it is fitted
+"""Fitting a scenario to real session data (:mod:`.public_data`), with the public data it is fitted
 to by default in ``data/`` (its licence and citation in ``data/README.md``)."""

@@ -1,7 +1,7 @@
 """A fit that reaches the objective's minimum before anything is called flat.
 
 On common random numbers the objective is a smooth trend plus a rough part
-(:mod:`.fitting`), and from a start far from the data a local optimiser can stop short of
+(:mod:`.objective`), and from a start far from the data a local optimiser can stop short of
 the minimum: on scipy's ``xtol`` in a dip of the rough part, on its evaluation budget, or
 with the Gauss-Newton steps of :mod:`.smoothing` still moving. A profile that then finds
 a *lower* objective along some direction says the fit did not finish, not that the data
@@ -45,8 +45,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from experiments.calibration.fitting import Array, LeastSquares, Objective, least_squares_fit
 from experiments.calibration.intervals import Direction, profile_directions
+from experiments.calibration.objective import Array, LeastSquares, Objective, least_squares_fit
 from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import box
 from experiments.calibration.smoothing import smoothed_fit

@@ -46,7 +46,7 @@ from scipy import optimize, stats
 from agents.policy import Policy
 from agents.rollout import run_policy
 from envs.scenario import Scenario
-from experiments.calibration.fitting import Array
+from experiments.calibration.objective import Array
 from experiments.calibration.pipeline import CalibrationResult
 
 PER = 1000.0  # profits are per 1,000 shoppers

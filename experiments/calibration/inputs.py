@@ -22,7 +22,7 @@ from agents.exploration import Exploration
 from agents.logs import LogReadError, LogSchemaError, LogValidationError, read_log
 from agents.registry import UnknownPolicyError, build_policy
 from envs.scenario import Scenario
-from experiments.calibration.fitting import LogData, ShopData
+from experiments.calibration.objective import LogData, ShopData
 from experiments.calibration.sessions import REQUIRED, read_sessions
 
 

@@ -48,8 +48,8 @@ import pyarrow as pa
 from numpy.typing import NDArray
 from scipy.optimize import least_squares
 
+from agents.exploration import Exploration
 from agents.logs.schema import JOURNEY
-from agents.logs.simulate import Exploration
 from agents.policy import Policy
 from envs.scenario import Scenario
 from experiments.calibration.log_simulation import SEGMENT, simulate_offer_log

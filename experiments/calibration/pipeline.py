@@ -3,7 +3,7 @@
 :func:`calibrate` fits ``params`` of a starting scenario to a shop's data:
 
 1. the data's targets, per journey; a seeded share of journeys is held out;
-2. least squares on common random numbers (:mod:`.fitting`) from the start values (or
+2. least squares on common random numbers (:mod:`.objective`) from the start values (or
    from the best point of a global design when the start is far from the data), ended
    by Gauss-Newton steps on regressions of the residuals over designs around the fit
    (:mod:`.smoothing`: past the dips of the objective's rough part), continued from any
@@ -40,19 +40,19 @@ import numpy as np
 
 from envs.scenario import Scenario
 from experiments.calibration.convergence import COARSE, Converged, converged_fit
-from experiments.calibration.fitting import (
-    Array,
-    Objective,
-    ShopData,
-    Simulator,
-    objective,
-)
 from experiments.calibration.holdout import Comparison, compare, summary
 from experiments.calibration.intervals import (
     Interval,
     bootstrap_deltas,
     bootstrap_draws,
     intervals,
+)
+from experiments.calibration.objective import (
+    Array,
+    Objective,
+    ShopData,
+    Simulator,
+    objective,
 )
 from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter, apply

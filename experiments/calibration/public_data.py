@@ -31,7 +31,7 @@ import numpy as np
 from envs.core import PURCHASE, ShopperCore
 from envs.scenario import Calibration, Scenario
 from envs.shoppers import T
-from experiments.calibration.fitting import ShopData
+from experiments.calibration.objective import ShopData
 from experiments.calibration.parameters import resolve
 from experiments.calibration.pipeline import calibrate
 from experiments.calibration.sessions import online_shoppers_sessions

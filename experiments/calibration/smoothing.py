@@ -2,7 +2,7 @@
 
 On common random numbers the residuals are a smooth trend plus a rough part: a small
 change of a parameter moves a few simulated shoppers across a decision's threshold, and
-the rough part wanders like a random walk (:mod:`.fitting`). A trust-region optimiser
+the rough part wanders like a random walk (:mod:`.objective`). A trust-region optimiser
 accepts every step that lowers the sum of squares, so it walks into a dip of the rough
 part and stops there on ``xtol``, and its Jacobian of finite differences there (a tenth of
 a scale apart) carries the rough part's slope: the intervals, too narrow and centred on
@@ -37,7 +37,7 @@ import numpy as np
 from scipy.optimize import lsq_linear
 from scipy.stats import qmc
 
-from experiments.calibration.fitting import Array, LeastSquares
+from experiments.calibration.objective import Array, LeastSquares
 from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter, box
 

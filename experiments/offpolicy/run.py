@@ -106,17 +106,13 @@ def shared_state_warnings(scenario: Scenario, *, budget_logged: bool = False) ->
             f"scenario {scenario.name!r} shares a campaign budget between shoppers, and the "
             "log does not say which offers the budget withheld (withheld_<action> columns): "
             "the log's eligible actions reflect what the logger spent, so a policy that "
-            "would spend differently is evaluated under the logger's budget, not its own "
-            "(on black_friday the benchmark saw always_recovery_email underestimated by "
-            "about 500 EUR per 1,000 shoppers)"
+            "would spend differently is evaluated under the logger's budget, not its own"
         )
     if scenario.strategic.strength > 0.0:
         out.append(
             f"in scenario {scenario.name!r} shoppers learn to wait for deals from how often "
             "hesitating was rewarded: the logged shoppers learned it from the logger, and a "
-            "policy that rewards hesitation less (or more) would meet fewer (or more) of them "
-            "(on black_friday the benchmark saw always_recovery_email underestimated by about "
-            "350 EUR per 1,000 shoppers, and by nothing with the learning switched off)"
+            "policy that rewards hesitation less (or more) would meet fewer (or more) of them"
         )
     return out
 

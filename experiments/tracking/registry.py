@@ -1,6 +1,6 @@
 """The model registry: a training run's policy exported, logged as a pyfunc, registered.
 
-What ``python -m experiments.register`` does (:func:`register`):
+What ``concede register`` does (:func:`register`):
 
 1. reads the run (it must have finished) and its artifacts: ``model/model.zip``, the
    resolved ``config.yaml`` (the scenario and the algorithm) and ``evaluation.json`` (the
@@ -12,11 +12,11 @@ What ``python -m experiments.register`` does (:func:`register`):
    in a new run, a child of the training run: the code is
    ``agents/serving/mlflow_model.py`` and ``agents/serving/runtime.py`` (logged as
    ``concede_runtime.py``), the artifact the policy directory; nothing pickled;
-4. registers it as ``concede-<scenario>`` (or ``--name``) and points the alias at it
+4. registers it as ``concede-<scenario>`` (or ``name=``) and points the alias at it
    (``challenger`` by default; ``champion`` promotes it). A run registered before is
    not exported again: its version gets the alias.
 
-Promoting a policy whose verdict is "worse" than the best baseline needs ``--force``.
+Promoting a policy whose verdict is "worse" than the best baseline needs ``force=true``.
 The last line printed is JSON: name, version, alias, model URI, run id, policy sha256.
 
 Serve the champion with ``mlflow models serve -m models:/concede-default@champion
@@ -117,32 +117,13 @@ def register(
     """
     if alias is not None and alias not in ALIASES:
         raise RegisterError(f"alias must be one of {ALIASES}, got {alias!r}")
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or Tracking().tracking_uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    client = MlflowClient(uri)
-    try:
-        run = client.get_run(run_id)
-    except mlflow.exceptions.MlflowException as err:
-        raise RegisterError(f"no run {run_id!r} in {uri}: {err.message}") from None
-    if run.info.status != "FINISHED":
-        raise RegisterError(
-            f"run {run_id} is {run.info.status}: only a finished training run has its final "
-            "model and evaluation; resume it first (see experiments.train)"
-        )
+    client, run = _finished_run(run_id, tracking_uri)
     tags = run.data.tags
-    scenario_name = tags.get(SCENARIO_TAG)
-    if not scenario_name:
-        raise RegisterError(f"run {run_id} has no concede.scenario tag: not a training run")
-    registered = name or model_name(scenario_name)
+    registered = name or model_name(tags[SCENARIO_TAG])
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        report = json.loads(_download(client, run_id, EVALUATION_FILE, work).read_text())
-        try:
-            kpis = kpis_from_report(report, tags.get(AGENT_TAG))
-        except EvaluationFileError as err:
-            raise RegisterError(str(err)) from None
+        kpis = _run_kpis(client, run_id, tags, work)
         _check_promotion(alias, kpis, force)
         existing = _existing_version(client, registered, run_id)
         if existing is not None:
@@ -161,12 +142,58 @@ def register(
     return Registered(registered, str(version), alias, uri_out, run_id, str(sha), exported)
 
 
+def export_run(run_id: str, out: str | Path, *, tracking_uri: str | None = None) -> Path:
+    """Export finished training run ``run_id``'s policy into the folder ``out``
+    (``policy.onnx`` and ``manifest.json``, with the run's KPIs and verdict), without
+    registering it; returns the folder. Raises :class:`RegisterError` as :func:`register`
+    does for a run that cannot be exported."""
+    client, run = _finished_run(run_id, tracking_uri)
+    tags = run.data.tags
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        kpis = _run_kpis(client, run_id, tags, work)
+        model, scenario = load_run_model(client, run_id, tags, work)
+        return export_policy(
+            model, scenario, Path(out), run_id=run_id, agent=tags.get(AGENT_TAG), kpis=kpis
+        )
+
+
+def _finished_run(run_id: str, tracking_uri: str | None) -> tuple[MlflowClient, Any]:
+    """The client of the store (``tracking_uri``, else ``MLFLOW_TRACKING_URI``, else the
+    embedded store) and run ``run_id``, which must be a finished training run."""
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or Tracking().tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(uri)
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException as err:
+        raise RegisterError(f"no run {run_id!r} in {uri}: {err.message}") from None
+    if run.info.status != "FINISHED":
+        raise RegisterError(
+            f"run {run_id} is {run.info.status}: only a finished training run has its final "
+            "model and evaluation; resume it first (see concede train)"
+        )
+    if not run.data.tags.get(SCENARIO_TAG):
+        raise RegisterError(f"run {run_id} has no concede.scenario tag: not a training run")
+    return client, run
+
+
+def _run_kpis(client: MlflowClient, run_id: str, tags: dict[str, str], work: Path) -> Any:
+    """The KPIs and verdict of the run's agent, from its ``evaluation.json``."""
+    report = json.loads(_download(client, run_id, EVALUATION_FILE, work).read_text())
+    try:
+        return kpis_from_report(report, tags.get(AGENT_TAG))
+    except EvaluationFileError as err:
+        raise RegisterError(str(err)) from None
+
+
 def _check_promotion(alias: str | None, kpis: dict[str, Any], force: bool) -> None:
     verdict = kpis.get("verdict") or {}
     if alias == "champion" and verdict.get("significance") == "worse" and not force:
         raise RegisterError(
             f"the run's verdict is 'worse' ({verdict.get('sentence')}); promoting it to "
-            "champion needs --force"
+            "champion needs force=true"
         )
 
 
