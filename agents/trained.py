@@ -27,6 +27,7 @@ refuses a policy that does not fit with :class:`agents.policy.PolicyFitError`.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -206,7 +207,7 @@ def download_policy(uri: str, into: Path, tracking_uri: str | None = None) -> Pa
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    store = tracking_uri or mlflow.get_tracking_uri()
+    store = _store(tracking_uri)
     source = uri
     try:
         if uri.startswith(MODELS_PREFIX):  # resolved here: MLflow would ask its global store
@@ -237,13 +238,53 @@ def download_policy(uri: str, into: Path, tracking_uri: str | None = None) -> Pa
     return found[0]
 
 
+def _store(tracking_uri: str | None) -> str:
+    """``tracking_uri``, else ``MLFLOW_TRACKING_URI`` as it is now, else MLflow's own."""
+    import mlflow
+
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
+
+
+def policy_folder(spec: str, into: Path, tracking_uri: str | None = None) -> Path:
+    """The exported policy folder (``policy.onnx`` and ``manifest.json``) of the trained
+    policy ``spec``, for what runs exported policies only (the decision service):
+    ``models:/...`` and ``runs:/...`` downloaded into ``into``, ``run:<id>`` exported into
+    ``into`` from the run's model, anything else taken as a policy directory (its loader
+    says what is wrong with it).
+
+    Raises:
+        agents.policy.PolicySpecError: no such model or run, or nothing exported in it.
+    """
+    if spec.startswith((MODELS_PREFIX, "runs:/")):
+        return download_policy(spec, into, tracking_uri)
+    if not spec.startswith(RUN_PREFIX):
+        return Path(spec)
+    import mlflow  # only for stored policies
+    from mlflow.tracking import MlflowClient
+
+    from agents.export import export_policy
+
+    run_id = spec[len(RUN_PREFIX) :]
+    uri = _store(tracking_uri)
+    client = MlflowClient(uri)
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException as err:
+        raise PolicySpecError(f"{spec}: no such run in {uri} ({err.message})") from None
+    try:
+        model, trained_on = load_run_model(client, run_id, run.data.tags, into / "run")
+    except PolicySpecError as err:
+        raise PolicySpecError(f"{spec}: {err}") from None
+    return export_policy(model, trained_on, into / "policy", run_id=run_id)
+
+
 def _from_run(run_id: str, tracking_uri: str | None) -> tuple[Policy, Interface]:
     import mlflow  # only for stored policies
     from mlflow.tracking import MlflowClient
 
     from agents.learned import LearnedPolicy
 
-    uri = tracking_uri or mlflow.get_tracking_uri()
+    uri = _store(tracking_uri)
     client = MlflowClient(uri)
     try:
         run = client.get_run(run_id)

@@ -37,8 +37,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from agents.baselines import RuleError
-from agents.registry import UnknownPolicyError, build_policy
+from agents.policy import PolicySpecError
+from agents.registry import build_policy
 from envs.scenario import ScenarioError
 from envs.scenario_files import load_scenario, scenario_dir
 from experiments.calibration.forecast import ForecastError, check_settings, forecast
@@ -167,8 +167,7 @@ def main(cfg: DictConfig) -> None:
         ParameterError,
         ScenarioError,
         ForecastError,
-        UnknownPolicyError,
-        RuleError,
+        PolicySpecError,
     ) as err:
         fail(str(err))
 

@@ -259,3 +259,34 @@ def test_the_resolver_errors_are_one_family(store: Store) -> None:
         ["fixed:coupon", str(store.dirs["grocery"])], None, actions=("wait", "coupon")
     )
     assert [p.name for p in built] == ["fixed:coupon", "policy_grocery"]
+
+
+@pytest.mark.parametrize("kind", TRAINED)
+def test_the_service_takes_every_trained_kind(
+    store: Store, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``concede serve --policy`` runs exported policies: a directory as it is, ``models:/``
+    downloaded, ``run:`` exported from the run's model; all three are the same policy."""
+    from agents.serving.runtime import PolicyRuntime
+    from agents.trained import policy_folder
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    folder = policy_folder(store.spec(kind), tmp_path)
+    runtime = PolicyRuntime.load(folder)
+    reference = PolicyRuntime.load(store.dirs["default"])
+    assert runtime.manifest["policy"]["sha256"] == reference.manifest["policy"]["sha256"]
+
+
+def test_the_service_refuses_a_run_that_does_not_exist(store: Store, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "serve", "--policy", "run:nope"]
+        + ["--logs", str(tmp_path / "logs")],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "MLFLOW_TRACKING_URI": store.uri},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith("error: run:nope: no such run")
+    assert not (tmp_path / "logs").exists()

@@ -24,34 +24,9 @@ import uvicorn
 from agents.exploration import EPSILON, KINDS
 from agents.serving.runtime import PolicyLoadError, PolicyRuntime
 from agents.serving.service.settings import ENV_VAR, ServiceSettings
+from agents.trained import policy_folder
 
 APP = "agents.serving.service.app:create_app"
-
-
-def resolve_policy(policy: str, into: Path) -> str:
-    """A policy directory: ``policy`` itself, or the ``policy`` artifact of an MLflow
-    model (``models:/name@alias``, ``runs:/...``) downloaded into ``into``.
-
-    Raises:
-        ValueError: the URI names no model, version or alias of the tracking store
-            (``MLFLOW_TRACKING_URI``), or a model that holds no exported policy.
-    """
-    if "://" not in policy and not policy.startswith(("models:/", "runs:/")):
-        return policy
-    import mlflow  # only for registry URIs
-    from mlflow.exceptions import MlflowException
-
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=policy, dst_path=str(into)))
-    except MlflowException as err:
-        raise ValueError(
-            f"{policy} cannot be fetched from the tracking store {mlflow.get_tracking_uri()} "
-            f"({err.message}): check the name, version or alias, and MLFLOW_TRACKING_URI"
-        ) from None
-    found = [p.parent for p in local.rglob("manifest.json")]
-    if not found:
-        raise ValueError(f"{policy} holds no exported policy (no manifest.json)")
-    return str(found[0])
 
 
 def serve(
@@ -94,7 +69,12 @@ def parser() -> argparse.ArgumentParser:
         epilog="example: concede serve --policy models:/concede-default@champion "
         "--logs journal/ --port 8000 --workers 2",
     )
-    p.add_argument("--policy", required=True, help="policy directory, or models:/name@alias")
+    p.add_argument(
+        "--policy",
+        required=True,
+        help="a policy directory, run:<MLflow run id> or models:/<name>@<alias> (the MLflow "
+        "store in MLFLOW_TRACKING_URI)",
+    )
     p.add_argument("--logs", required=True, help="folder of the decision and reward journals")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -121,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="concede-policy-") as tmp:
         try:
             settings = ServiceSettings(
-                policy=resolve_policy(args.policy, Path(tmp)),
+                policy=str(policy_folder(args.policy, Path(tmp))),
                 log_dir=str(Path(args.logs).resolve()),
                 exploration=args.exploration,
                 exploration_value=args.explore,
