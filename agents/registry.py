@@ -170,7 +170,7 @@ def build_policy(
     if name in BOUNDS:
         raise UnknownPolicyError(
             f"{name!r} sees hidden shopper state: it is evaluated beside other policies, "
-            "their plans among its candidates (python -m experiments.evaluate), not alone"
+            "their plans among its candidates (concede evaluate), not alone"
         )
     if not name.startswith(RULES_PREFIX) and ("/" in name or Path(name).is_dir()):
         raise PolicySpecError(
@@ -225,7 +225,7 @@ def _needs_scenario(names: Sequence[str]) -> str:
 def _privileged(name: str) -> str:
     return (
         f"{name!r} sees hidden shopper state and future draws, which no shop observes and no "
-        "log holds: it can only be evaluated in the simulator (python -m experiments.evaluate)"
+        "log holds: it can only be evaluated in the simulator (concede evaluate)"
     )
 
 

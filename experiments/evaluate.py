@@ -1,6 +1,6 @@
 """Evaluate policies on the same shoppers: the merchant's KPIs with 95% intervals.
 
-``python -m experiments.evaluate`` runs every listed policy (``conf/evaluate.yaml``) on
+``concede evaluate`` runs every listed policy (``conf/evaluate.yaml``) on
 the same ``n_shoppers`` shoppers and draws of a scenario (common random numbers), and
 reports per policy, overall, per segment and per consent state, the KPIs of
 :mod:`experiments.evaluation.kpis`: profit per 1,000 shoppers, conversion, revenue, concession spend
@@ -11,13 +11,13 @@ and prints the same JSON as its very last line (one compact line).
 
 Examples::
 
-    python -m experiments.evaluate
-    python -m experiments.evaluate scenario=black_friday n_shoppers=100000
-    python -m experiments.evaluate 'policies=[never,always_*,merchant_rules,oracle]'
-    python -m experiments.evaluate 'policies=[never,rules:my_rules.yaml,oracle]' output=out.json
-    python -m experiments.evaluate scenario=black_friday \\
+    concede evaluate
+    concede evaluate scenario=black_friday n_shoppers=100000
+    concede evaluate 'policies=[never,always_*,merchant_rules,oracle]'
+    concede evaluate 'policies=[never,rules:my_rules.yaml,oracle]' output=out.json
+    concede evaluate scenario=black_friday \\
         'policies=[never,merchant_rules,outputs/policy]'
-    python -m experiments.evaluate scenario=my_shop \\
+    concede evaluate scenario=my_shop \\
         'policies=[never,models:/concede-default@champion]'
 
 Policies, one string each, the same in ``evaluate``, ``ope`` and ``simulate_logs``

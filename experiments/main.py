@@ -1,22 +1,30 @@
 """The main job: train an agent on a scenario, evaluate it, export it, report on it.
 
-``python -m experiments.main`` (or ``make run``) trains MaskablePPO on ``default`` with
+``concede run`` (or ``make run``) trains MaskablePPO on ``default`` with
 a progress bar, evaluates it on new paired shoppers against the baselines and the
 oracle, tracks everything in the embedded MLflow store, prints the KPI tables and the
 verdict, writes the merchant report, and exports and registers the policy
 (``concede-<scenario>``, alias ``champion`` unless it is worse than the best baseline,
 else ``challenger``). It takes the same Hydra overrides as ``experiments.train``::
 
-    python -m experiments.main experiment=quick          # a first look in about a minute
-    python -m experiments.main scenario=black_friday
-    python -m experiments.main -m scenario=default,luxury hydra/launcher=joblib
+    concede run experiment=quick          # a first look in about a minute
+    concede run scenario=black_friday
+    concede run -m scenario=default,luxury hydra/launcher=joblib
 
 A multirun groups its runs under one parent run and tags them with their sweep, as
-``python -m experiments.train -m`` does; each job writes its own report and registers
+``concede train -m`` does; each job writes its own report and registers
 its own policy.
 """
 
 from __future__ import annotations
+
+import os
+
+from experiments.config.cpu_kernels import CPU_KERNELS
+
+# first, before any import can run torch: the same kernels, so the same figures, on any
+# x86-64 CPU (experiments/config/cpu_kernels.py says why and what it costs)
+os.environ.update(CPU_KERNELS)
 
 import json
 import logging

@@ -1,6 +1,6 @@
 """Evaluate policies off-policy on a decision log: what they would have earned on it.
 
-``python -m experiments.ope logs=<file or folder> 'policies=[...]'`` (``conf/ope.yaml``)
+``concede ope logs=<file or folder> 'policies=[...]'`` (``conf/ope.yaml``)
 reads the log (Parquet or CSV, a folder of rotated files; the format of
 :mod:`agents.logs`), and per policy estimates profit per 1,000 journeys, conversion and
 concession spend per 1,000 journeys with 95% intervals by several estimators, names the
@@ -10,11 +10,11 @@ and prints the same JSON as its very last line.
 
 Examples::
 
-    python -m experiments.ope logs=outputs/logs/<run>/decisions.parquet
-    python -m experiments.ope logs=logs/ 'policies=[never,always_*,rules:my_rules.yaml]'
-    python -m experiments.ope logs=shop.csv scenario=default 'policies=[outputs/policy,run:<id>]'
-    python -m experiments.ope logs=logs/ 'policies=[never,models:/concede-default@champion]'
-    python -m experiments.ope logs=ab_test.parquet 'policies=[fixed:control,fixed:coupon]'
+    concede ope logs=outputs/logs/<run>/decisions.parquet
+    concede ope logs=logs/ 'policies=[never,always_*,rules:my_rules.yaml]'
+    concede ope logs=shop.csv scenario=default 'policies=[outputs/policy,run:<id>]'
+    concede ope logs=logs/ 'policies=[never,models:/concede-default@champion]'
+    concede ope logs=ab_test.parquet 'policies=[fixed:control,fixed:coupon]'
 
 Policies, one string each, the same in ``evaluate``, ``ope`` and ``simulate_logs``
 (:mod:`agents.registry`): a name (``never``, ``always_<concession>`` or ``always_<kind>``,

@@ -2,10 +2,11 @@
 
 Decide (with exploration over the allowed actions), take rewards, log both, expose
 ``/health`` and ``/metrics``. It takes ``--flags``, as servers do (``--host``,
-``--port``, ``--workers``...): see ``concede serve --help`` and the README ("A decision
+``--port``, ``--workers``...): see ``concede serve --help`` and the README ("The decision
 service for sale days"). Joining the journals into a decision log:
 ``concede serve join --logs <dir> --out <log folder>``. ``python -m experiments.serve``
-is the same.
+is the same. ``--policy`` is a policy directory, ``run:<MLflow run id>`` or
+``models:/<name>@<alias>``.
 """
 
 from __future__ import annotations

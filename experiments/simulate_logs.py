@@ -1,6 +1,6 @@
 """Write a decision log from the simulator: any policy plus exploration, exact propensities.
 
-``python -m experiments.simulate_logs`` (``conf/simulate_logs.yaml``) runs the logger on
+``concede simulate-logs`` (``conf/simulate_logs.yaml``) runs the logger on
 ``n_shoppers`` shoppers of the scenario, as the paired evaluation runs it, exploring a
 share of its decisions among the eligible actions (:mod:`agents.logs.simulate`), and
 writes the log (Parquet by default, CSV for ``out=...csv``, a folder of rotated files
@@ -8,10 +8,10 @@ with ``rows_per_file``). It prints what the log holds and, as its last line, JSO
 
 Examples::
 
-    python -m experiments.simulate_logs
-    python -m experiments.simulate_logs scenario=black_friday logger=always_recovery_email \\
+    concede simulate-logs
+    concede simulate-logs scenario=black_friday logger=always_recovery_email \\
         exploration=0.2 n_shoppers=100000 seed=3 out=logs/bf.parquet
-    python -m experiments.simulate_logs logger=outputs/policy exploration_kind=softmax \\
+    concede simulate-logs logger=outputs/policy exploration_kind=softmax \\
         exploration=0.5
 
 The logger is one policy string (not the oracle nor the informed bound: no shop sees

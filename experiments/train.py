@@ -1,6 +1,6 @@
 """Train an agent on a scenario, evaluate it against baselines and the oracle, track it all.
 
-``python -m experiments.train`` trains the configured agent (``conf/train.yaml``:
+``concede train`` trains the configured agent (``conf/train.yaml``:
 MaskablePPO on ``default`` unless overridden) on the batched simulator, evaluates it
 at intervals on fixed paired shoppers against the baselines and the oracle, checkpoints
 it, and logs everything to MLflow: the resolved config, git sha, seed and command,
@@ -13,13 +13,21 @@ started again with the same output folder (``hydra.run.dir=<that folder>``).
 
 Examples::
 
-    python -m experiments.train                                   # about 10 minutes
-    python -m experiments.train experiment=quick                  # a first look
-    python -m experiments.train -m experiment=grid                # every scenario x agent x seed
-    python -m experiments.train -m hydra/launcher=ray seed=0,1,2  # on a Ray cluster
+    concede train                                   # about 10 minutes
+    concede train experiment=quick                  # a first look
+    concede train -m experiment=grid                # every scenario x agent x seed
+    concede train -m hydra/launcher=ray seed=0,1,2  # on a Ray cluster
 """
 
 from __future__ import annotations
+
+import os
+
+from experiments.config.cpu_kernels import CPU_KERNELS
+
+# first, before any import can run torch: the same kernels, so the same figures, on any
+# x86-64 CPU (experiments/config/cpu_kernels.py says why and what it costs)
+os.environ.update(CPU_KERNELS)
 
 import json
 from pathlib import Path

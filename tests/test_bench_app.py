@@ -1,4 +1,5 @@
-"""``concede bench <name>`` (``python -m experiments.bench``): one entry point dispatching to every benchmark."""
+"""``concede bench <name>`` (``python -m experiments.bench``): one entry point dispatching to
+every benchmark."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -278,12 +279,12 @@ def test_the_service_takes_every_trained_kind(
 
 
 def test_the_service_refuses_a_run_that_does_not_exist(store: Store, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "experiments.cli", "serve", "--policy", "run:nope"]
     done = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "serve", "--policy", "run:nope"]
-        + ["--logs", str(tmp_path / "logs")],
+        [*command, "--logs", str(tmp_path / "logs")],
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, "MLFLOW_TRACKING_URI": store.uri},
+        env={**os.environ, "MLFLOW_TRACKING_URI": store.uri},
         timeout=120,
         check=False,
     )

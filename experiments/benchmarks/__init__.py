@@ -1,3 +1,3 @@
-"""The benchmarks behind ``python -m experiments.bench <name>``, one module each: the
+"""The benchmarks behind ``concede bench <name>``, one module each: the
 simulator (:mod:`.env`), the paired evaluation (:mod:`.evaluate`), training
 (:mod:`.train`) and serving (:mod:`.serve`)."""

@@ -1,6 +1,6 @@
 """Benchmark of calibration: the default refit, and parameter recovery at scale.
 
-``python -m experiments.bench calibrate`` runs:
+``concede bench calibrate`` runs:
 
 1. **default refit**: the general fit of the preset ``appeal`` to the public Online
    Shoppers data, started from a *neutral* calibration (appeals 0, share 0.5), against

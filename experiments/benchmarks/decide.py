@@ -2,13 +2,13 @@
 
 Usage::
 
-    python -m experiments.bench decide              # about 5 minutes
-    python -m experiments.bench decide --quick      # 4 s per run, a smoke test
-    python -m experiments.bench decide --more       # also stock with a signature, our pyfunc
+    concede bench decide              # about 5 minutes
+    concede bench decide --quick      # 4 s per run, a smoke test
+    concede bench decide --more       # also stock with a signature, our pyfunc
 
 Side by side on loopback, in one run:
 
-- **ours**: ``python -m experiments.serve`` (``agents.serving.service``) with validation,
+- **ours**: ``concede serve`` (``agents.serving.service``) with validation,
   guardrails, epsilon exploration (0.05) and decision logging on (journals in a temporary
   folder), ``--workers`` processes;
 - **stock** (the reference): ``mlflow models serve`` of a stock ``mlflow.onnx`` model of the

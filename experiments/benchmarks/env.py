@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m experiments.bench env            # simulator throughput vs CartPole
-    python -m experiments.bench env --quick    # fewer steps, for a smoke run
+    concede bench env            # simulator throughput vs CartPole
+    concede bench env --quick    # fewer steps, for a smoke run
 
 It measures env-steps per second with random actions (drawn beforehand), median
 of 3 repeats: the batched simulator through ``gymnasium.make_vec`` at N = 1,024 and

@@ -6,7 +6,7 @@
 extra candidates (target: under :data:`TARGET_ORACLE_S` seconds), and one ``never`` run
 as the reference of what one policy run costs. Then the informed bound, with the same
 candidates, on the first ``informed_shoppers`` (20,000) of those shoppers (target: under
-:data:`TARGET_INFORMED_S` seconds). ``python -m experiments.bench evaluate``
+:data:`TARGET_INFORMED_S` seconds). ``concede bench evaluate``
 prints a table and, as its very last line, the figures as one JSON object.
 """
 

@@ -1,7 +1,7 @@
 """A trained agent against the opponents and both bounds: the headroom split.
 
-``python -m experiments.bench headroom <run folder> [--shoppers N]`` takes a
-training run's folder (``python -m experiments.main`` / ``experiments.train`` write one),
+``concede bench headroom <run folder> [--shoppers N]`` takes a
+training run's folder (``concede run`` / ``experiments.train`` write one),
 loads the policy the run reports (its best evaluated checkpoint, else its last) and
 evaluates it on the run's final evaluation shoppers (its seed and cohort size; the first
 ``N`` of them) beside ``never``, the run's best rule, ``uplift``, ``bandit``, the informed

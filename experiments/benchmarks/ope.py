@@ -1,6 +1,6 @@
 """Off-policy evaluation against the simulator's truth: coverage, bias and RMSE.
 
-``python -m experiments.bench ope`` (or ``python -m experiments.benchmarks.ope``), per
+``concede bench ope`` (or ``python -m experiments.benchmarks.ope``), per
 scenario (``default`` and ``black_friday`` by default):
 
 1. the evaluated policies (``--policies``, all three by default): ``never``, the best rule

@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m experiments.bench serve               # about 3 minutes
-    python -m experiments.bench serve --quick       # 5 s per HTTP run, a smoke test
-    python -m experiments.bench serve --skip-http   # in process only (about 20 s)
+    concede bench serve               # about 3 minutes
+    concede bench serve --quick       # 5 s per HTTP run, a smoke test
+    concede bench serve --skip-http   # in process only (about 20 s)
 
 The policy is a MaskablePPO with the default agent's network (net_arch [64, 64]),
 trained briefly (``--train-timesteps``) or loaded from ``--model`` (an SB3 ``.zip``);

@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m experiments.bench train fps                       # PPO on our VecEnv vs CartPole
-    python -m experiments.bench train convergence --budget 2000000
-    python -m experiments.bench train sweep                     # a 12-job joblib sweep
+    concede bench train fps                       # PPO on our VecEnv vs CartPole
+    concede bench train convergence --budget 2000000
+    concede bench train sweep                     # a 12-job joblib sweep
 
 Each prints a table and, as its very last line, one JSON object with the figures.
 Absolute speeds drift on shared machines; the ratios to references measured in the same
@@ -34,7 +34,7 @@ default run never gets there, the long run's first such point is reported and fl
 Target: <= 600 s on 2 cores. The curves in the JSON are lists of
 ``[timesteps, train wall s, profit per 1,000, gain per 1,000]``.
 
-``sweep``: ``python -m experiments.train -m hydra/launcher=joblib hydra.launcher.n_jobs=2``
+``sweep``: ``concede train -m hydra/launcher=joblib hydra.launcher.n_jobs=2``
 over 6 scenarios x 2 seeds of 20,000-timestep runs, as a subprocess into a temporary
 folder; its wall time against the sum of its jobs' own durations (MLflow start to end).
 With 2 workers, a ratio (wall / sum) near 0.5 means no overhead.

@@ -1,6 +1,6 @@
 """The fit on a zoo of unseen shops: does the loop hold on a shop concede was not built from?
 
-``python -m experiments.bench calibrate --zoo N`` draws ``N`` random shops
+``concede bench calibrate --zoo N`` draws ``N`` random shops
 (:mod:`experiments.calibration.zoo`, seed ``--zoo-seed``): other segments, valuations,
 hesitation, hazards, returns, sensitivities and appeal, their own catalogue and
 economics. For each shop, as a real shop would:

@@ -15,7 +15,7 @@ journeys by existing customers. The fit is written into the scenario file's
 ``calibration`` block; the cart-abandonment rate it implies is reported beside the
 industry's figure (about 70%).
 
-The app is ``python -m experiments.calibrate``.
+The app is ``concede calibrate``.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def write_fitted(
     diff = changes(start, fitted)
     lines = [
         f"# {fitted.name}: {start.name} fitted to a shop's data by "
-        "`python -m experiments.calibrate` (rewritten by it).",
+        "`concede calibrate` (rewritten by it).",
         *(f"# {p}" for p in provenance),
         "# fitted parameters, 95% intervals (bootstrap over journeys):",
     ]

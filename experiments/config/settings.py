@@ -22,7 +22,7 @@ class TrainSettings:
             show sooner what a policy teaches shoppers.
         checkpoint_every: timesteps between checkpoints (a killed run resumes from the last).
         baselines: baseline policies the learner is compared with (names, see
-            ``python -m experiments.evaluate --help`` for what exists).
+            ``concede evaluate --help`` for what exists).
         final_shoppers: shoppers of the final paired evaluation.
         budget_shadow_price: under a campaign budget, what each euro spent from it also
             costs the learner (training only; evaluations count plain euros): the

@@ -1,6 +1,6 @@
 """The evaluation file: the paired evaluation as JSON, its name, its layout, its reading.
 
-``evaluation.json`` is written by ``python -m experiments.evaluate`` and by every training
+``evaluation.json`` is written by ``concede evaluate`` and by every training
 run (into its folder and as an MLflow artifact); the report reads it, the registry takes
 the learner's headline KPIs from it into the exported policy's manifest. Its layout is
 that of :func:`experiments.evaluation.paired.evaluate` (plus ``verdict`` for a training
@@ -42,7 +42,7 @@ def check_evaluation(data: Any, where: str) -> dict[str, Any]:
     if missing:
         raise EvaluationFileError(
             f"{where} is not an evaluation of experiments.evaluate: missing {missing}. "
-            "Pass the evaluation.json written by `python -m experiments.evaluate` or by a "
+            "Pass the evaluation.json written by `concede evaluate` or by a "
             "training run."
         )
     return data

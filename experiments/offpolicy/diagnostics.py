@@ -17,7 +17,7 @@ of the policy's to the logger's probabilities over the journey) and the support 
 :func:`assess` turns them into a verdict (:class:`experiments.offpolicy.result.Trust`:
 ``trusted``, ``caution`` or ``not trustworthy``) and warnings in words. The thresholds
 are the module's constants; below :data:`CAUTION_ESS` effective journeys the benchmark
-(``python -m experiments.bench ope``) saw the 95% intervals miss the simulator's truth
+(``concede bench ope``) saw the 95% intervals miss the simulator's truth
 more often than 5% of the times.
 """
 

@@ -23,7 +23,7 @@ or consistent (``wdr``) when the propensities are exact whatever the value model
 (cross-fitting), with the value model taking much of the importance weights' noise out;
 and on journeys of many decisions the self-normalised weights keep a few heavily weighted
 journeys from swinging the estimate (its intervals covered the simulator's truth as often
-as ``dr``'s, and were narrower, in ``python -m experiments.bench ope``). It falls back to
+as ``dr``'s, and were narrower, in ``concede bench ope``). It falls back to
 the self-normalised per-decision estimate (``wpdis``) when there is no value model (fewer
 journeys than ``value_model.min_journeys``, or none asked for) or when the value model
 explains nothing of the returns (its out-of-fold R² of profit at or below 0). The choice

@@ -2,7 +2,7 @@
 report all read.
 
 :func:`experiments.offpolicy.evaluate_offpolicy` returns an :class:`OPEResult`;
-``python -m experiments.ope`` prints it (:mod:`.render`) and writes
+``concede ope`` prints it (:mod:`.render`) and writes
 :meth:`OPEResult.to_json`; the merchant report reads that file back with
 :meth:`OPEResult.from_json`, which refuses a file that does not match with an
 :class:`OPEResultError` naming the key and what is wrong.

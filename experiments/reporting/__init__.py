@@ -1,9 +1,9 @@
 """The merchant report: what a policy earns over the current rule, in euros, with intervals.
 
 From training runs in MLflow (an experiment, a sweep, or run ids) and their paired
-evaluations, or from evaluation files of ``python -m experiments.evaluate``, the report is
+evaluations, or from evaluation files of ``concede evaluate``, the report is
 one self-contained HTML page (plots embedded, no scripts, opens offline) with a JSON of
-the same figures beside it. ``python -m experiments.report`` is its command line.
+the same figures beside it. ``concede report`` is its command line.
 
 One job per module, each importing only those above it:
 

@@ -1,6 +1,6 @@
 """The report's "On your logs" section: off-policy estimates beside the simulated figures.
 
-Given the result of an off-policy evaluation (``python -m experiments.ope``, an
+Given the result of an off-policy evaluation (``concede ope``, an
 :class:`experiments.offpolicy.result.OPEResult`, or the JSON file it wrote), the
 section shows, per
 policy, what it would have earned on the shop's own logged journeys (the recommended
@@ -52,9 +52,7 @@ def read_offpolicy(path: str | Path) -> OPEResult:
         try:
             data = json.loads(text.splitlines()[-1] if text else "")
         except (json.JSONDecodeError, IndexError) as err:
-            raise ReportError(
-                f"{path} is not the JSON of `python -m experiments.ope` ({err})"
-            ) from None
+            raise ReportError(f"{path} is not the JSON of `concede ope` ({err})") from None
     return offpolicy_result(data, str(path))
 
 
@@ -71,8 +69,7 @@ def offpolicy_result(data: OPEResult | Mapping[str, Any], source: str = "") -> O
         return OPEResult.from_json(data)
     except OPEResultError as err:
         raise ReportError(
-            f"{source or 'the data given'} is not an off-policy evaluation of "
-            f"`python -m experiments.ope`: {err}"
+            f"{source or 'the data given'} is not an off-policy evaluation of `concede ope`: {err}"
         ) from None
 
 

@@ -77,7 +77,7 @@ class Selection:
 
 
 def load_evaluation_file(path: str | Path) -> Source:
-    """An evaluation JSON file (``python -m experiments.evaluate`` output) as a source."""
+    """An evaluation JSON file (``concede evaluate`` output) as a source."""
     path = Path(path)
     if not path.is_file():
         raise ReportError(f"no evaluation file at {path}: check the path given in evaluations=")

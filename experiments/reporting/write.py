@@ -47,7 +47,7 @@ def write_report(
     (default :func:`~experiments.tracking.names.default_tracking_uri`), plus
     ``evaluations`` files, and writes ``<out_dir>/<name>.html`` and ``<name>.json`` (the
     figures); ``name`` defaults to ``concede-report-<timestamp>``. ``offpolicy``: results
-    of off-policy evaluations on a shop's logs (``python -m experiments.ope``), their JSON
+    of off-policy evaluations on a shop's logs (``concede ope``), their JSON
     or their files, each shown in an "On your logs" section beside the simulated figures.
 
     Raises:

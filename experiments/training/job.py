@@ -2,12 +2,14 @@
 
 :func:`train` builds the scenario, settings, tracking and agent from the config (objects
 with ``_target_``, restricted to :data:`experiments.config.trusted.TRUSTED_TARGETS`),
-tags the run (scenario, digest, agent, seed, git sha, command, and its sweep), and runs
+tags the run (scenario, digest, agent, seed, git sha, command, its sweep, and the CPU
+kernels torch runs: :mod:`experiments.config.cpu_kernels`), and runs
 :func:`experiments.training.run.run_training`.
 """
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.config.cpu_kernels import CPU_KERNELS, CPU_KERNELS_TAG, cpu_kernels, pinned
 from experiments.config.scenarios import scenario_from_config
 from experiments.config.settings import TrainSettings
 from experiments.config.trusted import TRUSTED_TARGETS
@@ -35,6 +38,8 @@ from experiments.tracking.names import (
 from experiments.tracking.store import Tracking
 from experiments.training.run import git_sha, run_training
 
+log = logging.getLogger(__name__)
+
 
 def train(cfg: DictConfig, run_dir: Path, sweep: str | None = None) -> dict[str, float]:
     """Build the run's objects from the config and train; the edge where config is read.
@@ -50,6 +55,14 @@ def train(cfg: DictConfig, run_dir: Path, sweep: str | None = None) -> dict[str,
     tracking: Tracking = instantiate(cfg.tracking, _execution_whitelist_=trusted)
     make_agent = instantiate(cfg.agent.model, _convert_="all", _execution_whitelist_=trusted)
     torch.set_num_threads(settings.torch_threads)
+    if not pinned():
+        log.warning(
+            "torch runs the %s CPU kernels, not the pinned ones (%s): this run's figures may "
+            "differ on another CPU; run it through `concede run` or "
+            "`experiments.train`, which pin them",
+            cpu_kernels(),
+            " ".join(f"{k}={v}" for k, v in CPU_KERNELS.items()),
+        )
     agent_name = str(cfg.agent.name)
     tags = {
         SCENARIO_TAG: scenario.name,
@@ -58,6 +71,7 @@ def train(cfg: DictConfig, run_dir: Path, sweep: str | None = None) -> dict[str,
         SEED_TAG: str(cfg.seed),
         GIT_SHA_TAG: git_sha(),
         COMMAND_TAG: shlex.join([sys.executable, *sys.argv]),
+        CPU_KERNELS_TAG: cpu_kernels(),
     }
     if sweep is not None:
         tags[SWEEP_TAG] = sweep

@@ -18,7 +18,7 @@ joins them when the log is read, as production decision services do:
 The result is a decision log in the format of ``agents.logs`` (its spec, from the
 policy's manifest, is in the journal's metadata): :func:`read_service_log` validates it,
 :func:`write_service_log` writes it as a folder that ``agents.logs.read_log`` and
-``python -m experiments.ope logs=<folder>`` read.
+``concede ope logs=<folder>`` read.
 
 When every joined reward came with its ledger terms, the log has the ``term_`` columns;
 otherwise only ``reward`` (a decision without a reward: 0 in every term).
@@ -207,6 +207,6 @@ def write_service_log(
     rows_per_file: int = 1_000_000,
 ) -> tuple[Path, JoinReport]:
     """Join the journals of ``log_dir`` and write the validated log as a folder of
-    Parquet files at ``out`` (what ``python -m experiments.ope logs=<out>`` reads)."""
+    Parquet files at ``out`` (what ``concede ope logs=<out>`` reads)."""
     log, report = read_service_log(log_dir, reward_window=reward_window, now=now)
     return write_log(log.table, out, rows_per_file=rows_per_file), report

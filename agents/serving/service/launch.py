@@ -6,7 +6,7 @@ environment and runs uvicorn (uvloop, httptools) on the app factory
 worker stops taking requests, answers those under way (at most ``graceful_seconds``),
 then writes every queued log row before it exits.
 
-:func:`main` is the command line of ``python -m experiments.serve``.
+:func:`main` is the command line of ``concede serve``.
 """
 
 from __future__ import annotations

@@ -74,9 +74,7 @@ class ServiceSettings:
     def from_env(cls) -> ServiceSettings:
         text = os.environ.get(ENV_VAR)
         if not text:
-            raise RuntimeError(
-                f"{ENV_VAR} is not set: start the service with python -m experiments.serve"
-            )
+            raise RuntimeError(f"{ENV_VAR} is not set: start the service with concede serve")
         return cls.from_json(text)
 
     @property
