@@ -2,7 +2,7 @@
 
 - an evaluation's :class:`OPEResult` goes to JSON and back unchanged, and its JSON is the
   format ``ope`` has always written (the keys, their order, a budget block only where a
-  budget was judged);
+  budget was judged, an exact block only where a figure is known by construction);
 - a JSON that does not match is refused with an :class:`OPEResultError` naming the key
   and what is wrong;
 - the verdicts are declared once (:class:`Trust`), and a new estimator is a new key.
@@ -52,8 +52,9 @@ def test_the_result_goes_to_json_and_back_unchanged(result: OPEResult) -> None:
     ]  # fmt: skip
     r = data["results"]["never"]
     assert list(r) == [
-        "estimators", "recommended", "diagnostics", "value_model_r2", "trust", "warnings"
-    ]  # fmt: skip
+        "estimators", "recommended", "diagnostics", "value_model_r2", "trust", "warnings", "exact"
+    ]  # fmt: skip: never's spend is exact (it never offers), the logger's is estimated
+    assert "exact" not in data["results"]["merchant_rules"]
     assert list(r["recommended"])[:2] == ["estimator", "why"]
     assert r["trust"] in {t.value for t in Trust}
     assert isinstance(result.results["never"].trust, Trust)

@@ -56,6 +56,7 @@ from experiments.offpolicy import estimators as est
 from experiments.offpolicy.bootstrap import BootstrapSettings, Interval, interval, widen
 from experiments.offpolicy.data import CONVERSION, PROFIT, SIGNALS, SPEND, Journeys, from_log
 from experiments.offpolicy.diagnostics import CAUTION, TRUSTED, assess, diagnose
+from experiments.offpolicy.exact import exact_outputs
 from experiments.offpolicy.fqe import (
     ValueEstimates,
     ValueModelSettings,
@@ -389,6 +390,9 @@ def _evaluate_one(
     )
     trust, warnings = assess(name, diagnostics, props.source == "estimated")
     names = _names(journeys)
+    exact = exact_outputs(journeys, target, signals)
+    for outputs in estimates.values():  # known by construction: every estimator says so
+        outputs.update({key: Estimate(0.0, 0.0, 0.0) for key in exact})
     return PolicyEstimates(
         estimators={names[e]: v for e, v in estimates.items()},
         recommended=Recommendation(names[chosen], why, dict(estimates[chosen])),
@@ -396,6 +400,7 @@ def _evaluate_one(
         value_model_r2=r2,
         trust=trust,
         warnings=tuple(warnings),
+        exact=exact,
     )
 
 

@@ -66,7 +66,7 @@ def render(result: OPEResult, console: Console) -> None:
             name,
             _eur(rec.get(PROFIT_KEY)),
             _pct(rec.get(CONVERSION_KEY)),
-            _eur(rec.get(SPEND_KEY)),
+            _eur(rec.get(SPEND_KEY)) + (" exact" if SPEND_KEY in r.exact else ""),
             r.recommended.estimator,
             f"[{_STYLE.get(r.trust, 'red')}]{r.trust.value}[/]",
         )
@@ -106,6 +106,8 @@ def render(result: OPEResult, console: Console) -> None:
     for name in result.policies:
         chosen = results[name].recommended
         console.print(f"[bold]{name}[/]: recommended {chosen.estimator}: {chosen.why}")
+        for key, why in results[name].exact.items():
+            console.print(f"[bold]{name}[/]: {key.replace('_', ' ')} is {why}")
     for text in result.warnings:
         console.print(f"[bold red]warning:[/] {text}")
     for name in result.policies:

@@ -17,7 +17,9 @@ The tree, each class holding the JSON object of the same keys:
   name: a new estimator is a new key, no new field), ``recommended``
   (:class:`Recommendation`), ``diagnostics`` (:class:`Diagnostics`), ``value_model_r2``
   per signal, ``trust`` (:class:`Trust`, the one declaration of the verdicts),
-  ``warnings`` and, on a log with a campaign budget, ``budget`` (:class:`BudgetSummary`);
+  ``warnings``, on a log with a campaign budget ``budget`` (:class:`BudgetSummary`) and,
+  for outputs the policy fixes by construction, ``exact`` (output to why: e.g. the spend
+  of a policy that never offers, 0 with a zero-width interval by every estimator);
 - :class:`Estimate`: ``estimate``, ``low``, ``high`` (any may be None: not finite, or no
   interval).
 
@@ -28,7 +30,7 @@ JSON is the one ``ope`` has always written: a file of an earlier version loads.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -273,7 +275,9 @@ def _trust(x: Any, where: str) -> Trust:
 class PolicyEstimates:
     """One policy's result: every estimator's figures, the recommended one, the
     diagnostics, the value model's out-of-fold R² per signal, the verdict and the
-    warnings in words, and on a log with a campaign budget the budget's summary."""
+    warnings in words, on a log with a campaign budget the budget's summary, and
+    ``exact``: the outputs known by construction rather than estimated (every estimator
+    gives them with a zero-width interval), each with why."""
 
     estimators: Mapping[str, Mapping[str, Estimate]]
     recommended: Recommendation
@@ -282,6 +286,7 @@ class PolicyEstimates:
     trust: Trust
     warnings: tuple[str, ...] = ()
     budget: BudgetSummary | None = None
+    exact: Mapping[str, str] = field(default_factory=dict)
 
     def without_output(self, key: str, signal: str) -> PolicyEstimates:
         """This result without the output ``key`` (of ``signal``): one the user did not
@@ -295,6 +300,7 @@ class PolicyEstimates:
             },
             recommended=replace(rec, outputs={k: v for k, v in rec.outputs.items() if k != key}),
             value_model_r2={k: v for k, v in self.value_model_r2.items() if k != signal},
+            exact={k: v for k, v in self.exact.items() if k != key},
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -311,6 +317,8 @@ class PolicyEstimates:
         }
         if self.budget is not None:
             out["budget"] = self.budget.to_json()
+        if self.exact:
+            out["exact"] = dict(self.exact)
         return out
 
     @classmethod
@@ -327,6 +335,7 @@ class PolicyEstimates:
             budget=None
             if budget is None
             else BudgetSummary.from_json(budget, _path(where, "budget")),
+            exact=_mapping(_str)(data.get("exact", {}), _path(where, "exact")),
         )
 
 

@@ -109,6 +109,7 @@ def offpolicy_figures(ope: OPEResult, sources: Sequence[Source]) -> dict[str, An
                 "trust": result.trust.value,
                 "diagnostics": result.diagnostics.to_json(),
                 "warnings": list(result.warnings),
+                "exact": dict(result.exact),
             }
         )
     return {
@@ -192,6 +193,12 @@ def _share(i: Interval | None) -> str:
     return _with_interval(i, pct)
 
 
+def _exact(row: Mapping[str, Any], key: str) -> str:
+    """A note under a figure the policy fixes by construction (not estimated)."""
+    why = row.get("exact", {}).get(key)
+    return "" if why is None else f'<br><span class="ci">{escape(why)}</span>'
+
+
 def _plain_words(row: Mapping[str, Any]) -> str:
     d = row["diagnostics"]
     parts = [TRUST_WORDS.get(row["trust"], str(row["trust"]))]
@@ -241,7 +248,7 @@ def offpolicy_html(section: Mapping[str, Any], plot: str | None) -> str:
             f"<tr{cls}><td>{escape(row['policy'])}</td>"
             f"<td>{_money(row['on_logs']['profit_per_1000'])}</td>{sim}"
             f"<td>{_share(row['on_logs']['conversion'])}</td>"
-            f"<td>{_money(row['on_logs']['spend_per_1000'])}</td>"
+            f"<td>{_money(row['on_logs']['spend_per_1000'])}{_exact(row, 'spend_per_1000')}</td>"
             f'<td class="text wrap">{_plain_words(row)}</td></tr>'
         )
     table = (
