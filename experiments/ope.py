@@ -51,6 +51,7 @@ from experiments.config.trusted import TRUSTED_TARGETS
 from experiments.offpolicy.bootstrap import BootstrapSettings
 from experiments.offpolicy.evaluation import OPESettings
 from experiments.offpolicy.fqe import ValueModelSettings
+from experiments.offpolicy.marginal import RatioModelSettings
 from experiments.offpolicy.render import render
 from experiments.offpolicy.run import INPUT_ERRORS as LIBRARY_ERRORS
 from experiments.offpolicy.run import evaluate_logs
@@ -73,6 +74,12 @@ def settings_from_config(cfg: DictConfig) -> OPESettings:
         if bool(vm.enabled)
         else None
     )
+    rm = cfg.get("ratio_model")
+    ratio_model = (
+        RatioModelSettings(repeats=int(rm.get("repeats", 3)))
+        if rm is None or bool(rm.get("enabled", True))
+        else None
+    )
     return OPESettings(
         bootstrap=BootstrapSettings(
             n_resamples=int(cfg.bootstrap.n_resamples),
@@ -80,6 +87,7 @@ def settings_from_config(cfg: DictConfig) -> OPESettings:
             confidence=float(cfg.confidence),
         ),
         value_model=value_model,
+        ratio_model=ratio_model,
         signals=tuple(str(s) for s in cfg.signals),
         propensity_refits=int(cfg.propensity_refits),
         seed=int(cfg.seed),

@@ -5,6 +5,12 @@ of the policy's to the logger's probabilities over the journey) and the support 
 
 - ``ess``: Kish's effective sample size ``(sum w)**2 / sum w**2``, how many journeys'
   worth of evidence the weighted log holds; ``ess_share`` = ess / journeys;
+- ``step_ess`` and ``marginal_ess``: effective journeys *per decision*, the journeys'
+  worth of Kish's ESS taken over each step's weights and averaged over the decisions
+  (:func:`step_ess`), for the per-decision weights ``w_t`` and for the marginalised
+  estimators' state-action weights ``u_t rho_t`` (:mod:`experiments.offpolicy.marginal`;
+  None where not fitted). ``ess`` counts a journey's whole history at once and is the
+  lower: a journey of ``T`` decisions carries ``T`` ratios in its final weight;
 - ``max_weight_share``: the largest journey weight over the sum: how much one journey
   carries;
 - ``matched_journeys``: share of journeys whose logged actions all agree with the policy
@@ -47,10 +53,12 @@ def diagnose(
     logger_probs: FloatArray,
     support_source: str,
     withheld: NDArray[np.bool_] | None = None,
+    marginal_weights: FloatArray | None = None,
 ) -> Diagnostics:
     """The diagnostics of a policy with per-row weights ``w`` and probabilities ``target``,
     given the logger's probabilities ``logger_probs`` of every action (logged or
-    estimated, as ``support_source`` says) and the actions the budget ``withheld``."""
+    estimated, as ``support_source`` says), the actions the budget ``withheld`` and the
+    marginalised estimators' state-action weights per row (None: not fitted)."""
     final = w[journeys.last_row]
     total = float(final.sum())
     squares = float((final**2).sum())
@@ -69,7 +77,21 @@ def diagnose(
         unsupported_decisions=float(unsupported.mean()),
         unsupported_journeys=float(by_journey.mean()),
         support_source=support_source,
+        step_ess=step_ess(journeys, w),
+        marginal_ess=None if marginal_weights is None else step_ess(journeys, marginal_weights),
     )
+
+
+def step_ess(journeys: Journeys, weights: FloatArray) -> float:
+    """Effective journeys per decision of the per-row ``weights``: at each step ``t``
+    Kish's ``(sum w)**2 / sum w**2`` over the journeys still going, as a share of them;
+    those shares averaged over the decisions (each step counts by its rows), times the
+    journeys. 0 when every weight is 0."""
+    rows = np.bincount(journeys.position, minlength=journeys.max_length).astype(np.float64)
+    total = np.bincount(journeys.position, weights=weights, minlength=journeys.max_length)
+    squares = np.bincount(journeys.position, weights=weights**2, minlength=journeys.max_length)
+    ess = np.divide(total**2, squares, out=np.zeros_like(total), where=squares > 0)
+    return float(ess.sum() / rows.sum() * journeys.n_journeys)
 
 
 def assess(name: str, d: Diagnostics, estimated_propensities: bool) -> tuple[Trust, list[str]]:

@@ -20,6 +20,25 @@ shares), so all journeys have ``T`` positions.
 On a single-decision log (``T = 1``) they are IPS, SNIPS, DR and self-normalised DR, and
 are named so (:data:`SINGLE_NAMES`).
 
+The **marginalised** estimators replace the history's product ``w_{t-1}`` by the ratio of
+the two policies' state distributions at step ``t``, ``u_t = u(s_t)`` learned from the
+log (:mod:`experiments.offpolicy.marginal`; ``u_0 = 1``), so the state-action ratio of a
+decision is ``u_t rho_t`` (Xie, Ma & Wang, 2019; Kallus & Uehara, 2020):
+
+- ``mis``, marginalised importance sampling: ``mean_j sum_t u_jt rho_jt y_jt``;
+- ``wmis``, self-normalised per step: ``sum_t (sum_j u_jt rho_jt y_jt) / (sum_j u_jt
+  rho_jt)``, a journey that has ended counting in the denominator with its final
+  per-decision weight (as in ``wpdis``: the ended state's ratio is the mean of those);
+- ``mdr``, double reinforcement learning's doubly robust form (Kallus & Uehara, 2020; as
+  SCOPE-RL's ``DoubleReinforcementLearning``), ``m_t = u_t rho_t`` (``m_{-1} = 1``):
+  ``mean_j sum_t [m_jt (y_jt - q_jt) + m_j,t-1 v_jt]``, that is ``v_0 + sum_t m_t (y_t +
+  v_{t+1} - q_t)``: right if either the ratio model or the value model is;
+- ``wmdr``: ``mdr`` with ``m_.t`` and ``m_.,t-1`` each normalised per step, as ``wdr``.
+
+With ``u_t = w_{t-1}`` (the ratio that remembers the whole history) they are exactly
+``pdis``, ``wpdis``, ``dr`` and ``wdr``; on a single-decision log (``u_0 = 1``) exactly
+IPS, SNIPS, DR and SNDR, so they are not computed there.
+
 Each estimator is a :class:`Statistic`: sums over journeys of per-journey arrays, so that
 a bootstrap resample, given as how many times each journey is drawn, recomputes it with
 one matrix product (:meth:`Statistic.value`).
@@ -35,7 +54,9 @@ from numpy.typing import NDArray
 from experiments.offpolicy.data import Journeys
 
 PDIS, WPDIS, DR, WDR = "pdis", "wpdis", "dr", "wdr"
+MIS, WMIS, MDR, WMDR = "mis", "wmis", "mdr", "wmdr"
 SEQUENTIAL = (PDIS, WPDIS, DR, WDR)
+MARGINAL = (MIS, WMIS, MDR, WMDR)
 SINGLE_NAMES = {PDIS: "ips", WPDIS: "snips", DR: "dr", WDR: "sndr"}
 
 FloatArray = NDArray[np.float64]
@@ -94,7 +115,7 @@ def as_matrix(journeys: Journeys, values: FloatArray, pad_last: bool = False) ->
     return out
 
 
-def _previous(journeys: Journeys, w: FloatArray) -> FloatArray:
+def previous_weights(journeys: Journeys, w: FloatArray) -> FloatArray:
     """``w_{t-1}`` per row (1 on a journey's first row)."""
     prev = np.ones_like(w)
     later = journeys.position > 0
@@ -113,20 +134,70 @@ def wpdis(journeys: Journeys, w: FloatArray, y: FloatArray) -> Statistic:
 
 
 def dr(journeys: Journeys, w: FloatArray, y: FloatArray, q: FloatArray, v: FloatArray) -> Statistic:
-    prev = _previous(journeys, w)
+    prev = previous_weights(journeys, w)
     return Statistic(mean_terms=journeys.per_journey(w * (y - q) + prev * v))
 
 
 def wdr(
     journeys: Journeys, w: FloatArray, y: FloatArray, q: FloatArray, v: FloatArray
 ) -> Statistic:
-    prev = _previous(journeys, w)
+    prev = previous_weights(journeys, w)
     w_m = as_matrix(journeys, w, pad_last=True)
     prev_m = np.ones_like(w_m)
     prev_m[:, 1:] = w_m[:, :-1]
     return Statistic(
         ratio_parts=(
             (as_matrix(journeys, w * (y - q)), w_m),
+            (as_matrix(journeys, prev * v), prev_m),
+        )
+    )
+
+
+def _padded(journeys: Journeys, values: FloatArray, w: FloatArray) -> FloatArray:
+    """Row ``values`` as ``(n_journeys, T)``; after a journey's end its final per-decision
+    weight ``w`` (the ended state's ratio, as ``wpdis`` counts it)."""
+    out = as_matrix(journeys, values)
+    after = np.arange(journeys.max_length)[None, :] >= journeys.length[:, None]
+    return np.where(after, w[journeys.last_row][:, None], out)
+
+
+def mis(journeys: Journeys, u: FloatArray, rho: FloatArray, y: FloatArray) -> Statistic:
+    return Statistic(mean_terms=journeys.per_journey(u * rho * y))
+
+
+def wmis(
+    journeys: Journeys, u: FloatArray, rho: FloatArray, w: FloatArray, y: FloatArray
+) -> Statistic:
+    return Statistic(
+        ratio_parts=((as_matrix(journeys, u * rho * y), _padded(journeys, u * rho, w)),)
+    )
+
+
+def mdr(
+    journeys: Journeys, u: FloatArray, rho: FloatArray, y: FloatArray, q: FloatArray, v: FloatArray
+) -> Statistic:
+    m = u * rho
+    return Statistic(
+        mean_terms=journeys.per_journey(m * (y - q) + previous_weights(journeys, m) * v)
+    )
+
+
+def wmdr(
+    journeys: Journeys,
+    u: FloatArray,
+    rho: FloatArray,
+    w: FloatArray,
+    y: FloatArray,
+    q: FloatArray,
+    v: FloatArray,
+) -> Statistic:
+    m = u * rho
+    prev = previous_weights(journeys, m)
+    m_m = _padded(journeys, m, w)
+    prev_m = _padded(journeys, prev, w)
+    return Statistic(
+        ratio_parts=(
+            (as_matrix(journeys, m * (y - q)), m_m),
             (as_matrix(journeys, prev * v), prev_m),
         )
     )

@@ -26,8 +26,22 @@ journeys from swinging the estimate (its intervals covered the simulator's truth
 as ``dr``'s, and were narrower, in ``concede bench ope``). It falls back to
 the self-normalised per-decision estimate (``wpdis``) when there is no value model (fewer
 journeys than ``value_model.min_journeys``, or none asked for) or when the value model
-explains nothing of the returns (its out-of-fold R² of profit at or below 0). The choice
-and its reason are in the output.
+explains nothing of the returns (its out-of-fold R² of profit at or below 0). On journeys
+of many decisions it is the weighted **marginalised** doubly robust one (``wmdr``) instead
+when the state-ratio model's weights are worth at least :data:`MARGINAL_GAIN` times as
+many effective journeys per decision as the per-decision weights (``marginal_ess`` >= 2
+``step_ess``, :mod:`experiments.offpolicy.diagnostics`) and the value model explains
+something: the ratio model then pools histories that reach the same state, which the
+per-decision weights cannot; where the features already record the history (which offers
+were shown), the two are worth about the same and ``wdr``, which needs no ratio model, is
+kept. The choice and its reason are in the output.
+
+**The ratio model's split.** The marginalised estimators (``mis``, ``wmis``, ``mdr``,
+``wmdr``; :mod:`experiments.offpolicy.marginal`) use a state-ratio model cross-fitted on
+``ratio_model.repeats`` splits, split ``r`` beside the value model's split ``r``; their
+estimates average the splits, their intervals are widened by the spread between splits
+(the model is not refitted per bootstrap resample: a thousand fits per policy). They are
+not computed on single-decision logs, where they are IPS, SNIPS, DR and SNDR exactly.
 
 **A campaign budget** shared between shoppers: when the log says what the budget withheld
 and what it allows, each policy is evaluated under its own budget where its spending fits
@@ -63,11 +77,13 @@ from experiments.offpolicy.fqe import (
     fit_value_repeats,
     mean_values,
 )
+from experiments.offpolicy.marginal import RatioModelSettings, fit_ratio_repeats
 from experiments.offpolicy.propensity import fit_propensities, refits
 from experiments.offpolicy.result import (
     CONVERSION_KEY,
     PROFIT_KEY,
     SPEND_KEY,
+    Diagnostics,
     Estimate,
     LogSummary,
     OPEResult,
@@ -78,6 +94,9 @@ from experiments.offpolicy.result import (
 from experiments.offpolicy.targets import target_probabilities
 
 PER = 1000.0
+#: the marginalised weights must be worth this many times the per-decision weights'
+#: effective journeys per decision for ``wmdr`` to be recommended over ``wdr``
+MARGINAL_GAIN = 2.0
 #: output key and scale of each signal
 OUTPUTS: dict[str, tuple[str, float]] = {
     PROFIT: (PROFIT_KEY, PER),
@@ -95,7 +114,10 @@ class OPESettings:
     Args:
         bootstrap: journey resamples, seed and confidence of the intervals.
         value_model: the doubly robust estimators' value model; None: no value model (no
-            ``dr``/``wdr``).
+            ``dr``/``wdr``/``mdr``/``wmdr``).
+        ratio_model: the marginalised estimators' state-ratio model
+            (:mod:`experiments.offpolicy.marginal`); None: no ratio model (no ``mis``,
+            ``wmis``, ``mdr``, ``wmdr``).
         signals: which of ``profit``, ``conversion``, ``spend`` to estimate.
         propensity_refits: refits of the propensity model that widen the intervals when
             the log has no propensities.
@@ -107,6 +129,7 @@ class OPESettings:
 
     bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
     value_model: ValueModelSettings | None = field(default_factory=ValueModelSettings)
+    ratio_model: RatioModelSettings | None = field(default_factory=RatioModelSettings)
     signals: tuple[str, ...] = SIGNALS
     propensity_refits: int = 20
     seed: int = 0
@@ -214,9 +237,10 @@ def _evaluate(
             bootstrap_seed=s.bootstrap.seed,
             seed=s.seed,
             value_model=None if s.value_model is None else dict(s.value_model.__dict__),
+            ratio_model=None if s.ratio_model is None else dict(s.ratio_model.__dict__),
             propensity_refits=s.propensity_refits if props.source == "estimated" else 0,
         ),
-        estimator_names=_names(journeys),
+        estimator_names=_names(journeys, s),
         logged=_logged(journeys, signals, s.bootstrap),
         policies=tuple(p.name for p in policies),
         results=results,
@@ -224,11 +248,23 @@ def _evaluate(
     )
 
 
-def _names(journeys: Journeys) -> dict[str, str]:
-    """The estimators' display names: IPS... on a single-decision log."""
+def _names(journeys: Journeys, s: OPESettings | None = None) -> dict[str, str]:
+    """The estimators' display names: IPS... on a single-decision log (where the
+    marginalised estimators are these exactly, and are not computed)."""
     if journeys.single_decision:
         return dict(est.SINGLE_NAMES)
-    return {e: e for e in est.SEQUENTIAL}
+    marginal = est.MARGINAL if s is None or _fits_ratios(journeys, s) else ()
+    return {e: e for e in (*est.SEQUENTIAL, *marginal)}
+
+
+def _fits_ratios(journeys: Journeys, s: OPESettings) -> bool:
+    """Whether the marginalised estimators are computed: a ratio model asked for, enough
+    journeys, more than one decision per journey."""
+    return (
+        s.ratio_model is not None
+        and not journeys.single_decision
+        and journeys.n_journeys >= s.ratio_model.min_journeys
+    )
 
 
 def _propensities(journeys: Journeys, rng: np.random.Generator) -> _Propensities:
@@ -308,7 +344,7 @@ def _evaluate_budgeted(
         rec = own.recommended
         judgement = budget.judge(allowance, rec.outputs.get(SPEND_KEY))
         names = _names(journeys)
-        if rec.estimator not in (names[est.DR], names[est.WDR]):
+        if rec.estimator not in [names.get(e, e) for e in (est.DR, est.WDR, est.MDR, est.WMDR)]:
             reason = (
                 "without a value model that explains the returns the log cannot value the "
                 "offers it never shows"
@@ -351,12 +387,24 @@ def _evaluate_one(
     target: FloatArray,
     signals: list[str],
 ) -> PolicyEstimates:
-    w = est.cumulative_weights(journeys, est.ratios(journeys, target, props.taken))
-    refit_w = [
-        est.cumulative_weights(journeys, est.ratios(journeys, target, p)) for p in refit_props
-    ]
+    rho = est.ratios(journeys, target, props.taken)
+    w = est.cumulative_weights(journeys, rho)
+    refit_rw = []
+    for p in refit_props:
+        r = est.ratios(journeys, target, p)
+        refit_rw.append((r, est.cumulative_weights(journeys, r)))
+    ratio_splits: list[FloatArray] = []
+    if _fits_ratios(journeys, s) and s.ratio_model is not None:
+        ratio_splits = fit_ratio_repeats(journeys, w, s.ratio_model, s.seed, s.threads)
+    u = np.mean(ratio_splits, axis=0) if ratio_splits else None
     diagnostics = diagnose(
-        journeys, w, target, props.every, props.support_source, journeys.withheld
+        journeys,
+        w,
+        target,
+        props.every,
+        props.support_source,
+        journeys.withheld,
+        None if u is None else u * rho,
     )
     fit_dr = s.value_model is not None and journeys.n_journeys >= s.value_model.min_journeys
     estimates: dict[str, dict[str, Estimate]] = {}
@@ -370,14 +418,26 @@ def _evaluate_one(
         values = mean_values(splits) if splits else None
         if values is not None:
             r2[sig] = round(values.r2, 4)
-        per_split = [_statistics(journeys, y, v) for v in splits]
-        for e, stat_of in _statistics(journeys, y, values).items():
-            iv = interval(stat_of(w), journeys.n_journeys, s.bootstrap)
-            if refit_w:
-                again = np.array([stat_of(rw).estimate(journeys.n_journeys) for rw in refit_w])
+        # split r of the value model beside split r of the ratio model (the mean where one
+        # has fewer splits): the estimators that use either move with the split
+        per_split = [
+            _statistics(
+                journeys,
+                y,
+                splits[r] if r < len(splits) else values,
+                ratio_splits[r] if r < len(ratio_splits) else u,
+            )
+            for r in range(max(len(splits), len(ratio_splits)))
+        ]
+        for e, stat_of in _statistics(journeys, y, values, u).items():
+            iv = interval(stat_of(rho, w), journeys.n_journeys, s.bootstrap)
+            if refit_rw:
+                again = np.array(
+                    [stat_of(rr, rw).estimate(journeys.n_journeys) for rr, rw in refit_rw]
+                )
                 iv = widen(iv, again, s.bootstrap.confidence)
-            if e in (est.DR, est.WDR):  # the value model's split moves these two
-                moved = np.array([stats[e](w).estimate(journeys.n_journeys) for stats in per_split])
+            if e in _MODELLED:  # a fitted model's split moves these
+                moved = np.array([st[e](rho, w).estimate(journeys.n_journeys) for st in per_split])
                 iv = widen(iv, moved, s.bootstrap.confidence)
             estimates.setdefault(e, {})[key] = _estimate(iv, scale)
     chosen, why = _recommend(
@@ -387,9 +447,10 @@ def _evaluate_one(
         journeys.n_journeys,
         props.source == "estimated",
         journeys.single_decision,
+        diagnostics,
     )
     trust, warnings = assess(name, diagnostics, props.source == "estimated")
-    names = _names(journeys)
+    names = _names(journeys, s)
     exact = exact_outputs(journeys, target, signals)
     for outputs in estimates.values():  # known by construction: every estimator says so
         outputs.update({key: Estimate(0.0, 0.0, 0.0) for key in exact})
@@ -404,17 +465,31 @@ def _evaluate_one(
     )
 
 
+_MODELLED = (est.DR, est.WDR, *est.MARGINAL)
+_Stat = Callable[[FloatArray, FloatArray], est.Statistic]
+
+
 def _statistics(
-    journeys: Journeys, y: FloatArray, values: ValueEstimates | None
-) -> dict[str, Callable[[FloatArray], est.Statistic]]:
-    out: dict[str, Callable[[FloatArray], est.Statistic]] = {
-        est.PDIS: lambda w: est.pdis(journeys, w, y),
-        est.WPDIS: lambda w: est.wpdis(journeys, w, y),
+    journeys: Journeys, y: FloatArray, values: ValueEstimates | None, u: FloatArray | None
+) -> dict[str, _Stat]:
+    """Each estimator as a function of the ratios ``rho`` and per-decision weights ``w``
+    per row, given the value model's ``values`` and the state ratios ``u`` (either None:
+    not fitted)."""
+    out: dict[str, _Stat] = {
+        est.PDIS: lambda rho, w: est.pdis(journeys, w, y),
+        est.WPDIS: lambda rho, w: est.wpdis(journeys, w, y),
     }
     if values is not None:
         q, v = values.q_taken, values.v
-        out[est.DR] = lambda w: est.dr(journeys, w, y, q, v)
-        out[est.WDR] = lambda w: est.wdr(journeys, w, y, q, v)
+        out[est.DR] = lambda rho, w: est.dr(journeys, w, y, q, v)
+        out[est.WDR] = lambda rho, w: est.wdr(journeys, w, y, q, v)
+    if u is not None:
+        out[est.MIS] = lambda rho, w: est.mis(journeys, u, rho, y)
+        out[est.WMIS] = lambda rho, w: est.wmis(journeys, u, rho, w, y)
+    if u is not None and values is not None:
+        q, v = values.q_taken, values.v
+        out[est.MDR] = lambda rho, w: est.mdr(journeys, u, rho, y, q, v)
+        out[est.WMDR] = lambda rho, w: est.wmdr(journeys, u, rho, w, y, q, v)
     return out
 
 
@@ -425,7 +500,9 @@ def _recommend(
     n_journeys: int,
     estimated: bool,
     single: bool,
+    diagnostics: Diagnostics | None = None,
 ) -> tuple[str, str]:
+    """The recommended estimator and why, by the rule of the module docstring."""
     if not fit_dr:
         reason = (
             "no value model was asked for"
@@ -451,6 +528,16 @@ def _recommend(
         return est.DR, (
             f"doubly robust: {first}, and its value model (out-of-fold R² {fit:.2f}) takes "
             "much of the importance weights' noise out"
+        )
+    step = diagnostics.step_ess if diagnostics is not None else None
+    marginal = diagnostics.marginal_ess if diagnostics is not None else None
+    if step is not None and marginal is not None and marginal >= MARGINAL_GAIN * max(step, 1.0):
+        return est.WMDR, (
+            "weighted marginalised doubly robust: the state-ratio model makes the weights "
+            f"worth {marginal:,.0f} journeys per decision against {step:,.0f} for the "
+            f"per-decision weights (at least {MARGINAL_GAIN:g} times), and its value model "
+            f"explains {fit:.0%} of the returns out of fold; right if either the ratio "
+            "model or the value model is"
         )
     return est.WDR, (
         f"weighted doubly robust: the doubly robust estimate ({first}) with its weights "

@@ -211,7 +211,7 @@ def _fit_values(
     v_out = np.zeros(journeys.n_rows)
     resid, total = 0.0, 0.0
     for fold in range(settings.folds):
-        train = _fit_rows(journeys, fold_of != fold, settings.max_fit_rows, rng)
+        train = fit_rows(journeys, fold_of != fold, settings.max_fit_rows, rng)
         held = np.flatnonzero(row_fold == fold)
         agree = agree_all[train]
         model: HistGradientBoostingRegressor | None = None
@@ -232,7 +232,7 @@ def _fit_values(
     return ValueEstimates(q_taken=v_out.copy(), v=v_out, r2=r2)
 
 
-def _fit_rows(
+def fit_rows(
     journeys: Journeys, chosen: NDArray[np.bool_], max_rows: int, rng: np.random.Generator
 ) -> NDArray[np.int64]:
     """Rows of the ``chosen`` journeys, whole journeys drawn at random down to about

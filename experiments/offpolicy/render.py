@@ -84,6 +84,8 @@ def render(result: OPEResult, console: Console) -> None:
         [
             "effective journeys",
             "share",
+            "per decision",
+            "marginalised",
             "largest weight",
             "journeys agreeing",
             "no support (decisions)",
@@ -97,6 +99,8 @@ def render(result: OPEResult, console: Console) -> None:
             name,
             amount(d.ess),
             f"{100 * d.ess_share:.2f}%",
+            "n/a" if d.step_ess is None else amount(d.step_ess),
+            "n/a" if d.marginal_ess is None else amount(d.marginal_ess),
             f"{100 * d.max_weight_share:.2f}%",
             f"{100 * d.matched_journeys:.1f}%",
             f"{100 * d.unsupported_decisions:.2f}%",

@@ -186,7 +186,9 @@ class Diagnostics:
     """When not to trust a policy's figures (see :mod:`experiments.offpolicy.diagnostics`):
     the effective sample size ``ess`` and its share of the journeys, the largest journey
     weight's share, the share of journeys agreeing with the policy throughout, the shares
-    of decisions and journeys without support, and where the support was read from."""
+    of decisions and journeys without support, where the support was read from, and the
+    effective journeys per decision of the per-decision and of the marginalised weights
+    (None: a file from before they were written, or no ratio model)."""
 
     ess: float
     ess_share: float
@@ -195,21 +197,25 @@ class Diagnostics:
     unsupported_decisions: float
     unsupported_journeys: float
     support_source: str
+    step_ess: float | None = None
+    marginal_ess: float | None = None
 
     def rounded(self) -> Diagnostics:
         """The figures to 6 decimals, as the JSON holds them."""
         return Diagnostics(**self.to_json())  # type: ignore[arg-type]
 
-    def to_json(self) -> dict[str, float | str]:
+    def to_json(self) -> dict[str, float | str | None]:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
     @classmethod
     def from_json(cls, data: Any, where: str = "") -> Diagnostics:
         _object(data, where)
-        numbers = [k for k in cls.__dataclass_fields__ if k != "support_source"]
+        optional = ("step_ess", "marginal_ess")
+        numbers = [k for k in cls.__dataclass_fields__ if k not in ("support_source", *optional)]
         figures = {k: _get(data, k, where, _float) for k in numbers}
+        extra = {k: _number(data[k], _path(where, k)) for k in optional if k in data}
         source = _get(data, "support_source", where, _str)
-        return cls(support_source=source, **figures)
+        return cls(support_source=source, **figures, **extra)
 
 
 @dataclass(frozen=True)
@@ -382,7 +388,8 @@ class LogSummary:
 @dataclass(frozen=True)
 class RunSettings:
     """How the evaluation ran: the intervals' confidence, bootstrap resamples and seed,
-    the fits' seed, the value model's settings (None: none) and the propensity refits."""
+    the fits' seed, the value model's settings (None: none), the propensity refits and the
+    ratio model's settings (None: none, or a file from before it existed)."""
 
     confidence: float
     n_resamples: int
@@ -390,10 +397,12 @@ class RunSettings:
     seed: int
     value_model: Mapping[str, Any] | None
     propensity_refits: int
+    ratio_model: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         out["value_model"] = None if self.value_model is None else dict(self.value_model)
+        out["ratio_model"] = None if self.ratio_model is None else dict(self.ratio_model)
         return out
 
     @classmethod
@@ -406,6 +415,7 @@ class RunSettings:
             seed=_get(data, "seed", where, _int),
             value_model=_get(data, "value_model", where, _optional(_object)),
             propensity_refits=_get(data, "propensity_refits", where, _int),
+            ratio_model=_optional(_object)(data.get("ratio_model"), _path(where, "ratio_model")),
         )
 
 

@@ -205,6 +205,12 @@ def _plain_words(row: Mapping[str, Any]) -> str:
     ess = d.get("ess")
     if ess is not None:
         parts.append(f"the weighted log is worth about {ess:,.0f} journeys")
+    step, marginal = d.get("step_ess"), d.get("marginal_ess")
+    if step is not None and marginal is not None:
+        parts.append(
+            f"per decision about {step:,.0f} journeys, {marginal:,.0f} with the marginalised "
+            "weights (which pool histories that reach the same state)"
+        )
     share = d.get("max_weight_share")
     if share is not None:
         parts.append(f"the most influential journey carries {pct(share)} of the weight")
