@@ -213,9 +213,14 @@ class Diagnostics:
         optional = ("step_ess", "marginal_ess")
         numbers = [k for k in cls.__dataclass_fields__ if k not in ("support_source", *optional)]
         figures = {k: _get(data, k, where, _float) for k in numbers}
-        extra = {k: _number(data[k], _path(where, k)) for k in optional if k in data}
+        extra = {k: _number(data.get(k), _path(where, k)) for k in optional}
         source = _get(data, "support_source", where, _str)
-        return cls(support_source=source, **figures, **extra)
+        return cls(
+            support_source=source,
+            step_ess=extra["step_ess"],
+            marginal_ess=extra["marginal_ess"],
+            **figures,
+        )
 
 
 @dataclass(frozen=True)
