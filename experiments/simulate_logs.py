@@ -13,6 +13,12 @@ Examples::
         exploration=0.2 n_shoppers=100000 seed=3 out=logs/bf.parquet
     concede simulate-logs logger=outputs/policy exploration_kind=softmax \\
         exploration=0.5
+    concede simulate-logs exploration=0.3 'exploration_moments=[exit_intent,away]'
+
+``exploration_moments`` (a list of binary observed features, e.g. ``[exit_intent, away]``)
+explores only at the decision moments where one of them is 1, as a shop randomises only
+where it would hesitate; elsewhere the logger's own decision has probability 1. The log's
+metadata records the moments (``calibrate`` reads them back).
 
 The logger is one policy string (not the oracle nor the informed bound: no shop sees
 what they see).
@@ -30,7 +36,7 @@ features, within the ranges it was trained on); one that does not fit is refused
 naming the mismatch.
 
 Bad input (an unknown policy, a policy that does not fit the scenario, a bad
-exploration, a scenario error) stops with the message and exit status 2.
+exploration or moment, a scenario error) stops with the message and exit status 2.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from rich.console import Console
 
 from agents.logs import write_log
@@ -68,7 +74,9 @@ def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
     if len(loggers) != 1:
         raise PolicySpecError(f"logger={cfg.logger} gives {len(loggers)} policies: give one")
     (logger,) = loggers
-    exploration = Exploration(str(cfg.exploration_kind), float(cfg.exploration))
+    exploration = Exploration(
+        str(cfg.exploration_kind), float(cfg.exploration), moments(cfg.get("exploration_moments"))
+    )
     table = simulate_logs(
         scenario,
         logger,
@@ -85,7 +93,7 @@ def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
     summary = summarise(table)
     console.print(
         f"{scenario.name}: {summary['journeys']:,} journeys, {summary['decisions']:,} decisions "
-        f"logged by {logger.name} with {exploration.kind} {exploration.value:g}; "
+        f"logged by {logger.name} with {exploration.describe()}; "
         f"{summary['explored']:.1%} of decisions drawn with probability below 1, "
         f"offers in {summary['offers']:.1%}; conversion {summary['conversion']:.1%}, "
         f"profit {summary['profit_per_1000']:,.0f} EUR per 1,000 journeys"
@@ -100,6 +108,21 @@ def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
         "seed": int(cfg.seed),
         **summary,
     }
+
+
+def moments(value: Any) -> tuple[str, ...] | None:
+    """``exploration_moments`` as feature names: null (explore everywhere), one name or a
+    list of names."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, ListConfig | list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(
+        f"exploration_moments must be null or a list of features such as [exit_intent,away], "
+        f"got {value!r}"
+    )
 
 
 @hydra.main(

@@ -118,9 +118,14 @@ def test_log_targets_are_counted_by_hand() -> None:
     assert uplifts(t.names, t.values())["percent_discount"] == 1.0
 
 
-def test_the_fit_s_offer_logs_match_the_full_logs_in_distribution() -> None:
-    # the fit simulates a narrower log on steadier draws; its targets must be the same
-    logger, explore = build_policy("merchant_rules", DEFAULT), Exploration("epsilon", 0.3)
+@pytest.mark.parametrize("moments", [None, ("exit_intent", "away")])
+def test_the_fit_s_offer_logs_match_the_full_logs_in_distribution(
+    moments: tuple[str, ...] | None,
+) -> None:
+    # the fit simulates a narrower log on steadier draws; its targets must be the same,
+    # for a logger exploring everywhere or at decision moments only
+    logger = build_policy("merchant_rules", DEFAULT)
+    explore = Exploration("epsilon", 0.3, moments)
     full = log_targets(simulate_logs(DEFAULT, logger, 6_000, 1, explore), DEFAULT)
     narrow = simulate_log_targets(DEFAULT, logger, explore, 6_000, 2)
     at = {n: i for i, n in enumerate(narrow.names)}

@@ -11,7 +11,9 @@ cohort), except that each decision is drawn from the logger's probabilities
   else the policy's own; the action taken has probability
   ``(1 - ε) [a = policy's action] + ε / (number of eligible actions)``;
 - ``softmax`` (a temperature τ > 0, for a :class:`agents.scoring.ScoredPolicy` only):
-  ``softmax(scores / τ)`` over the eligible actions.
+  ``softmax(scores / τ)`` over the eligible actions;
+- either only at decision moments (``Exploration(..., moments=("exit_intent", "away"))``):
+  where none of those features is 1, the policy's own action with probability 1.
 
 The exploration draws come from their own generator, derived from each cohort's seed:
 the simulator's draws (shoppers, their moves) are the same as in the paired evaluation.
@@ -55,6 +57,7 @@ from agents.rollout import cohort_seeds
 from envs.core import PURCHASE as PURCHASE_EVENT
 from envs.core import ShopperCore
 from envs.ledger import LEDGER_TERMS
+from envs.observation import feature_schema
 from envs.scenario import Scenario
 
 __all__ = ["EXPLORATION_STREAM", "Exploration", "draw_actions", "simulate_logs"]
@@ -95,7 +98,7 @@ def simulate_logs(
 
     Raises:
         ValueError: bad sizes, a privileged policy (the oracle) as logger, softmax
-            exploration of a policy without scores.
+            exploration of a policy without scores, a moment that is no feature.
     """
     if n_journeys < 1:
         raise ValueError(f"n_journeys must be at least 1, got {n_journeys}")
@@ -107,6 +110,8 @@ def simulate_logs(
             "that decides on what the merchant observes"
         )
     explore = exploration or Exploration()
+    names = [f.name for f in feature_schema(scenario)]
+    explore.columns(names)  # a moment that is no feature fails now, named
     sizes = [min(cohort_size, n_journeys - s) for s in range(0, n_journeys, cohort_size)]
     spread = scenario.horizon if stagger is None else stagger
     fresh = ShopperCore(scenario, 1, autoreset=False)
@@ -120,7 +125,7 @@ def simulate_logs(
         )
         core.memory, core.budget = memory, budget
         rng = np.random.default_rng([cohort_seed, EXPLORATION_STREAM])
-        part = _run_cohort(core, policy, explore, cohort_seed, rng)
+        part = _run_cohort(core, policy, explore, names, cohort_seed, rng)
         part.journey += first
         parts.append(part)
         memory, budget = core.memory, core.budget
@@ -140,6 +145,7 @@ def _run_cohort(
     core: ShopperCore,
     policy: Policy,
     explore: Exploration,
+    names: list[str],
     seed: int,
     rng: np.random.Generator,
 ) -> _Rows:
@@ -152,7 +158,7 @@ def _run_cohort(
         mask = core.action_masks()
         withheld = core.budget_withheld()
         # the policy sees every row, as in run_policy (a policy may depend on the batch)
-        probs = explore.probabilities(policy, obs, mask)
+        probs = explore.probabilities(policy, obs, mask, names)
         alive = np.flatnonzero(core.alive)
         actions = np.zeros(core.n, dtype=np.int64)
         p = probs[alive]

@@ -6,7 +6,8 @@ decision log (:mod:`agents.logs`), read and validated by :func:`agents.logs.read
 the starting scenario's names. A log must say how it was written — its logging policy
 (a name :func:`agents.registry.build_policy` knows) and its exploration — in its
 metadata, as the simulator and the decision service write it, or through ``logger`` and
-``exploration`` (``epsilon:0.3``, ``softmax:0.5``). Anything else raises
+``exploration`` (``epsilon:0.3``, ``softmax:0.5``, ``epsilon:0.3@exit_intent+away`` for
+a logger that explored at those moments only). Anything else raises
 :class:`InputError` naming the file and what is wrong.
 """
 
@@ -45,16 +46,19 @@ def _columns(path: Path) -> list[str]:
 
 
 def parse_exploration(text: str | Mapping[str, Any] | None) -> Exploration | None:
-    """``epsilon:0.3`` or a ``{"kind", "value"}`` mapping as an :class:`Exploration`."""
+    """``epsilon:0.3``, ``epsilon:0.3@exit_intent+away`` or a ``{"kind", "value"}``
+    mapping (with ``"moments"``, as a log's metadata holds it) as an :class:`Exploration`."""
     if text is None:
         return None
     try:
         if isinstance(text, Mapping):
-            return Exploration(str(text["kind"]), float(text["value"]))
-        kind, _, value = text.partition(":")
-        return Exploration(kind.strip(), float(value))
+            return Exploration.from_dict(text)
+        return Exploration.from_text(text)
     except (KeyError, ValueError, TypeError) as err:
-        raise InputError(f"exploration {text!r}: {err}; write it as epsilon:0.3") from None
+        raise InputError(
+            f"exploration {text!r}: {err}; write it as epsilon:0.3, or as "
+            "epsilon:0.3@exit_intent+away for exploration at those moments only"
+        ) from None
 
 
 def load_shop_data(
@@ -93,7 +97,7 @@ def load_shop_data(
             logs = LogData(log.table, policy, explore)
             sources.append(
                 f"decision log {path.name}: {log.table.num_rows:,} decisions, logger {name} "
-                f"with {explore.kind} {explore.value:g}"
+                f"with {explore.describe()}"
             )
         elif set(REQUIRED) <= set(columns):
             if sessions is not None:

@@ -29,6 +29,7 @@ from agents.policy import Policy
 from agents.rollout import cohort_seeds
 from envs.core import PURCHASE as PURCHASE_EVENT
 from envs.core import ShopperCore
+from envs.observation import feature_schema
 from envs.scenario import Scenario
 from envs.shoppers import T
 from experiments.calibration.log_targets import CART_VALUE, log_targets
@@ -47,6 +48,7 @@ def simulate_offer_log(
 ) -> pa.Table:
     """The offer rows and last rows of ``n_journeys`` logged journeys (see the module doc)."""
     names = np.array(scenario.action_names, dtype=object)
+    features = [f.name for f in feature_schema(scenario)]
     sizes = [min(cohort_size, n_journeys - s) for s in range(0, n_journeys, cohort_size)]
     fresh = ShopperCore(scenario, 1, autoreset=False)
     memory, budget = fresh.memory, fresh.budget
@@ -72,7 +74,7 @@ def simulate_offer_log(
             # one row never depends on another's)
             live = np.flatnonzero(alive)
             chosen = np.zeros(core.n, dtype=np.int64)
-            p = exploration.probabilities(logger, obs[live], mask[live])
+            p = exploration.probabilities(logger, obs[live], mask[live], features)
             chosen[live] = draw_from(p, u[live])
             t = core.t.copy()
             obs, _, terminated, truncated = core.step(chosen)

@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agents.exploration import Exploration, draw_actions
+from agents.exploration import at_moments, draw_actions
 from agents.logs.schema import LogSpec
 from agents.serving.runtime import PolicyInputError, PolicyRuntime
 from agents.serving.service.bodies import BadRequest, DecideRequest, parse_decide, parse_reward
@@ -57,7 +58,7 @@ def log_spec(runtime: PolicyRuntime, settings: ServiceSettings) -> LogSpec:
         probabilities=True,
         timestamp=True,
         logger=f"decision-service:{logger}",
-        exploration={"kind": settings.exploration, "value": settings.exploration_value},
+        exploration=settings.explorer().to_dict(),
         propensities="exact",
     )
     return spec.with_source(withheld=spec.budget_per_1000 is not None)
@@ -77,7 +78,13 @@ class DecisionService:
         self.actions = self.runtime.action_names
         self._k = len(self.actions)
         self._nf = len(self.runtime.feature_names)
-        self.explorer = Exploration(settings.exploration, settings.exploration_value)
+        self.explorer = settings.explorer()
+        # the moments' columns among the inputs (features first), and which are gated
+        self._moments = self.explorer.columns(self.runtime.feature_names)
+        gated = {f["name"] for f in self.runtime.manifest["features"] if f.get("gated")}
+        moments = self.explorer.moments or ()
+        self._moment_gated = np.array([m in gated for m in moments], dtype=bool)
+        self._consent = self.names.index("consent")
         self.token = secrets.token_hex(6)
         self.worker = f"{socket.gethostname()}-{os.getpid()}-{self.token}"
         # each worker its own stream, from the deployment's seed and the worker's token
@@ -98,7 +105,17 @@ class DecisionService:
             on_dropped=lambda stream, n: self.metrics.dropped.labels(stream=stream).inc(n),
         )
         label = "epsilon" if settings.exploration == "epsilon" else "softmax temperature"
-        self.exploring = f"exploration ({label} {settings.exploration_value:g})"
+        at = f" at {' or '.join(moments)}" if moments else ""
+        self.exploring = f"exploration ({label} {settings.exploration_value:g}{at})"
+
+    def _at(self, x: NDArray[np.float64], allowed: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """The events ``x`` (inputs in :attr:`names` order) at a moment this deployment
+        explores: a moment feature 1 as the policy sees it (a consent-gated one is 0
+        without consent), as :func:`agents.exploration.at_moments` decides in the
+        simulator."""
+        obs = x[:, self._moments]
+        obs = np.where(self._moment_gated, obs * x[:, [self._consent]], obs)
+        return at_moments(obs, allowed, np.arange(obs.shape[1]))
 
     def _written(self, stream: str, rows: int) -> None:
         self.metrics.written.labels(stream=stream).inc(rows)
@@ -120,7 +137,10 @@ class DecisionService:
         k = self._k
         allowed = [bits >> a & 1 == 1 for a in range(k)]
         decided = d.action_index
-        probs, chosen = self.explorer.choose_one(decided, allowed, scores, self.rng)
+        at = True
+        if self._moments is not None:
+            at = bool(self._at(np.array([values], dtype=np.float64), np.array([allowed]))[0])
+        probs, chosen = self.explorer.choose_one(decided, allowed, scores, self.rng, at)
         event_id = f"{self.token}-{next(self._ids):x}"
         explored = chosen != decided
         reason = d.reason
@@ -177,7 +197,13 @@ class DecisionService:
         assert d.allowed is not None
         n = request.n
         decided = d.action_index
-        probs = self.explorer.mix(decided, d.allowed, d.scores)
+        at = None
+        if self._moments is not None:
+            inputs = x
+            if inputs is None:  # values the runtime accepted, not all floats
+                inputs = np.column_stack([np.asarray(columns[c], np.float64) for c in self.names])
+            at = self._at(inputs, d.allowed)
+        probs = self.explorer.mix(decided, d.allowed, d.scores, at)
         chosen = draw_actions(probs, self.rng)
         taken = probs[np.arange(n), chosen].tolist()
         explored = chosen != decided
@@ -245,10 +271,7 @@ class DecisionService:
             "policy_sha256": manifest["policy"]["sha256"],
             "scenario": (manifest.get("scenario") or {}).get("name"),
             "worker": self.worker,
-            "exploration": {
-                "kind": self.settings.exploration,
-                "value": self.settings.exploration_value,
-            },
+            "exploration": self.explorer.to_dict(),
             "log_queue_rows": self.writer.queued_rows,
             "log_dropped_rows": self.writer.dropped_rows,
             "log_written_rows": self.writer.written_rows,

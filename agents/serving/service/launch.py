@@ -83,6 +83,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--explore", type=float, default=0.05, help="epsilon share, or softmax temperature"
     )
+    p.add_argument(
+        "--explore-at",
+        action="append",
+        default=[],
+        metavar="FEATURE",
+        help="explore only events where this binary feature is 1 (repeat: any of them), "
+        "e.g. --explore-at exit_intent --explore-at away; elsewhere the policy's decision",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-offers-per-shopper", type=int, default=None)
     p.add_argument("--disable", action="append", default=[], help="a concession never offered")
@@ -105,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 log_dir=str(Path(args.logs).resolve()),
                 exploration=args.exploration,
                 exploration_value=args.explore,
+                explore_at=tuple(args.explore_at),
                 seed=args.seed,
                 max_offers_per_shopper=args.max_offers_per_shopper,
                 disabled=tuple(args.disable),
@@ -114,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
                 flush_seconds=args.flush_seconds,
                 queue_rows=args.queue_rows,
             )
-            # load once here, so that a bad policy fails now with its message
-            PolicyRuntime.load(
+            # load once here, so that a bad policy or moment fails now with its message
+            runtime = PolicyRuntime.load(
                 settings.policy,
                 max_offers_per_shopper=settings.max_offers_per_shopper,
                 disabled=settings.disabled,
             )
+            settings.explorer().columns(runtime.feature_names)
         except (ValueError, PolicyLoadError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

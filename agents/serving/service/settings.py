@@ -28,6 +28,9 @@ class ServiceSettings:
         temperature, > 0, over the allowed actions' scores); see
         :class:`agents.exploration.Exploration`.
     exploration_value: the share or the temperature.
+    explore_at: binary features (``exit_intent``, ``away``...) one of which must be 1 in
+        an event, as the policy sees it, for it to be explored; elsewhere the policy's
+        decision with probability 1. Empty: every event is explored.
     seed: seed of the exploration draws (each worker derives its own stream from it).
     max_offers_per_shopper: a tighter contact cap than the manifest's (None: the manifest's).
     disabled: concessions this deployment never offers.
@@ -42,6 +45,7 @@ class ServiceSettings:
     log_dir: str
     exploration: str = "epsilon"
     exploration_value: float = 0.05
+    explore_at: tuple[str, ...] = ()
     seed: int = 0
     max_offers_per_shopper: int | None = None
     disabled: tuple[str, ...] = ()
@@ -54,12 +58,18 @@ class ServiceSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "disabled", tuple(self.disabled))
-        Exploration(self.exploration, self.exploration_value)  # raises on a bad pair
+        object.__setattr__(self, "explore_at", tuple(self.explore_at))
+        self.explorer()  # raises on a bad pair or moment
         for name in ("max_body_bytes", "max_events", "rows_per_file", "queue_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.flush_seconds > 0:
             raise ValueError(f"flush_seconds must be > 0, got {self.flush_seconds}")
+
+    def explorer(self) -> Exploration:
+        """The deployment's :class:`agents.exploration.Exploration`."""
+        moments = self.explore_at or None
+        return Exploration(self.exploration, self.exploration_value, moments)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -68,6 +78,7 @@ class ServiceSettings:
     def from_json(cls, text: str) -> ServiceSettings:
         data = json.loads(text)
         data["disabled"] = tuple(data.get("disabled", ()))
+        data["explore_at"] = tuple(data.get("explore_at", ()))
         return cls(**data)
 
     @classmethod
