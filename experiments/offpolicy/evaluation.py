@@ -502,7 +502,15 @@ def _recommend(
     single: bool,
     diagnostics: Diagnostics | None = None,
 ) -> tuple[str, str]:
-    """The recommended estimator and why, by the rule of the module docstring."""
+    """The recommended estimator and why (the module docstring says why this rule):
+
+    1. no value model fitted, or its out-of-fold R² of profit <= 0: ``wpdis``;
+    2. a single-decision log: ``dr``;
+    3. the marginalised weights worth at least :data:`MARGINAL_GAIN` times the
+       per-decision weights' effective journeys per decision (``diagnostics.marginal_ess
+       >= MARGINAL_GAIN * diagnostics.step_ess``): ``wmdr``;
+    4. otherwise ``wdr``.
+    """
     if not fit_dr:
         reason = (
             "no value model was asked for"
