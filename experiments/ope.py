@@ -76,7 +76,11 @@ def settings_from_config(cfg: DictConfig) -> OPESettings:
     )
     rm = cfg.get("ratio_model")
     ratio_model = (
-        RatioModelSettings(repeats=int(rm.get("repeats", 3)))
+        RatioModelSettings(
+            repeats=int(rm.get("repeats", 3)),
+            min_samples_leaf=int(rm.get("min_samples_leaf", 50)),
+            max_leaf_nodes=int(rm.get("max_leaf_nodes", 31)),
+        )
         if rm is None or bool(rm.get("enabled", True))
         else None
     )
