@@ -16,16 +16,9 @@ Examples::
     concede ope logs=logs/ 'policies=[never,models:/concede-default@champion]'
     concede ope logs=ab_test.parquet 'policies=[fixed:control,fixed:coupon]'
 
-Policies, one string each, the same in ``evaluate``, ``ope`` and ``simulate_logs``
-(:mod:`agents.registry`): a name (``never``, ``always_<concession>`` or ``always_<kind>``,
-``always_*`` for the whole set, ``boulware``, ``linear``, ``conceder``, a rule set of
-``conf/rules/`` such as ``merchant_rules``, ``uplift``, ``bandit``; ``oracle`` and
-``informed`` in the simulator only), ``rules:<file.yaml>``, ``fixed:<action>``, or a
-trained policy: a policy directory (``manifest.json`` and ``policy.onnx``),
-``run:<MLflow run id>``, ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` (from
-``tracking_uri``, else ``MLFLOW_TRACKING_URI``, else ``outputs/mlflow.db``). A trained
-policy runs on any scenario of its catalogue (the same actions, concessions and
-features, within the ranges it was trained on); one that does not fit is refused,
+Policies are policy strings, the same in every app (:data:`agents.registry.POLICY_STRINGS`):
+names, ``rules:<file.yaml>``, ``fixed:<action>``, a policy directory, ``run:<id>``,
+``models:/<name>@<alias>``; a trained policy that does not fit the scenario is refused,
 naming the mismatch.
 
 Here ``fixed:<action>`` chooses among the log's actions. A log without metadata (a CSV,
