@@ -25,8 +25,8 @@ import os
 
 from experiments.config.cpu_kernels import CPU_KERNELS
 
-# first, before any import can run torch: the same kernels, so the same figures, on any
-# x86-64 CPU (experiments/config/cpu_kernels.py says why and what it costs)
+# first, before torch or numpy loads: the same kernels, so the same figures, on any x86-64
+# CPU (experiments/config/cpu_kernels.py says why and what it costs)
 os.environ.update(CPU_KERNELS)
 
 import json

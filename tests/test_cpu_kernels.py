@@ -1,4 +1,4 @@
-"""The apps that train pin torch's CPU kernels before anything runs torch.
+"""The apps that train pin the CPU kernels (torch's, OpenBLAS's) before anything runs them.
 
 :mod:`experiments.config.cpu_kernels` says why (the same figures on any x86-64 CPU). Each
 app is imported in a fresh interpreter whose environment asks for other kernels, as a
@@ -63,4 +63,8 @@ def test_pin_comes_before_any_other_import(app: str) -> None:
 
 
 def test_pin_asks_for_kernels_every_x86_64_cpu_runs() -> None:
-    assert CPU_KERNELS == {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
+    assert CPU_KERNELS == {
+        "ATEN_CPU_CAPABILITY": "default",
+        "MKL_CBWR": "COMPATIBLE",
+        "OPENBLAS_CORETYPE": "Prescott",
+    }

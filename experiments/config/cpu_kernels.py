@@ -11,28 +11,36 @@ with AVX-512 and "+318 [266, 371]" on other x86-64 machines. Two choices differ:
 - MKL's matrix products (the policy's linear layers): its code path, by the CPU's maker
   and vector width. ``MKL_CBWR=COMPATIBLE`` is MKL's conditional numerical
   reproducibility branch that gives the same results on Intel and compatible (AMD)
-  processors; its AVX2 or AVX-512 branches are refused on AMD processors.
+  processors (the AMD EPYC refuses its AVX2 and AVX-512 branches).
+
+And one in numpy: its OpenBLAS picks its kernels by the CPU too (``SkylakeX`` here,
+``Haswell`` on an AVX2 Intel CPU), which moved the evaluation's figures in their last
+digits (``316.86`` for ``316.8599999999999``). ``OPENBLAS_CORETYPE=Prescott`` takes its
+SSE3 kernels (every x86-64 CPU but the first Opterons), read when numpy is imported.
 
 Measured on the AMD EPYC (``experiments/benchmarks/RESULTS.md``, "Reproducibility across
-machines"): each of the two changes the trained weights, and with both pinned, forcing
-another ATen capability, MKL branch, numba target CPU, numpy SIMD level, OpenBLAS kernel,
-glibc's libm variants or thread counts from outside changes nothing. The simulator
+machines"): each of torch's two changes the trained weights, and with all three pinned,
+forcing another ATen capability, MKL branch, OpenBLAS kernel, numba target CPU, numpy SIMD
+level, glibc's libm variants or thread counts from outside changes nothing. The simulator
 (numba, compiled without fastmath, so LLVM neither fuses multiply-adds nor reorders
-sums), numpy and oneDNN (unused by these networks) need no pin. torch's own threads
+sums), numpy's own SIMD and oneDNN (unused by these networks) need no pin. torch's own threads
 are already pinned by ``training.torch_threads`` (1): another value trains other weights.
 
-Both variables are read once, when torch runs its first operation (ATen) and its first
-matrix product (MKL), so the apps that train (``experiments.main``,
-``experiments.train``) set them first thing, before any import that could run torch::
+The variables are read once: when torch runs its first operation (ATen), its first
+matrix product (MKL), and when numpy is imported (OpenBLAS); so the apps that train
+(``experiments.main``, ``experiments.train``) set them first thing, before any other
+import::
 
     os.environ.update(CPU_KERNELS)
 
 They overwrite a value set outside: the point is the same figures everywhere. What
 the kernels were is tagged on the MLflow run (:data:`CPU_KERNELS_TAG`).
 
-Cost. Training and evaluating with the baseline kernels takes longer than with the
-host's widest ones; see the results page for the measured time (one ``make run`` on
-this machine).
+Cost. The baseline kernels are slower than the host's widest ones: on the AMD EPYC
+(AVX-512), MaskablePPO's ``learn`` (the ``make run`` agent, 64 shoppers) took 7.7 CPU
+seconds per 131k timesteps instead of 6.0 and 6.4 (+20 to 28%), so about 45 CPU seconds
+more over ``make run``'s 4M timesteps, some 10% of the whole run (468 CPU seconds pinned);
+the simulator, the baselines and the oracle do not use torch and cost the same.
 """
 
 from __future__ import annotations
@@ -41,8 +49,13 @@ import ctypes
 import os
 from pathlib import Path
 
-CPU_KERNELS: dict[str, str] = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
-"""The environment that pins torch's CPU kernels; set before torch runs an operation."""
+CPU_KERNELS: dict[str, str] = {
+    "ATEN_CPU_CAPABILITY": "default",
+    "MKL_CBWR": "COMPATIBLE",
+    "OPENBLAS_CORETYPE": "Prescott",
+}
+"""The environment that pins the CPU kernels; set before torch runs an operation and
+before numpy is imported."""
 
 CPU_KERNELS_TAG = "cpu_kernels"
 """MLflow tag of a run: the kernels it ran with (:func:`cpu_kernels`)."""
