@@ -30,6 +30,14 @@ Bad input (a missing column, a wrong type, an unknown parameter) exits with stat
 
 from __future__ import annotations
 
+import os
+
+from experiments.config.cpu_kernels import CPU_KERNELS
+
+# first, before torch or numpy loads: the same kernels, so the same figures, on any x86-64
+# CPU (experiments/config/cpu_kernels.py says why and what it costs)
+os.environ.update(CPU_KERNELS)
+
 import dataclasses
 import json
 from pathlib import Path

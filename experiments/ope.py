@@ -29,6 +29,14 @@ that does not fit the scenario or the log) stops with the message and exit statu
 
 from __future__ import annotations
 
+import os
+
+from experiments.config.cpu_kernels import CPU_KERNELS
+
+# first, before torch or numpy loads: the same kernels, so the same figures, on any x86-64
+# CPU (experiments/config/cpu_kernels.py says why and what it costs)
+os.environ.update(CPU_KERNELS)
+
 import json
 from pathlib import Path
 from typing import Any

@@ -15,6 +15,14 @@ URI in ``MLFLOW_TRACKING_URI``).
 
 from __future__ import annotations
 
+import os
+
+from experiments.config.cpu_kernels import CPU_KERNELS
+
+# first, before torch or numpy loads: the same kernels, so the same figures, on any x86-64
+# CPU (experiments/config/cpu_kernels.py says why and what it costs)
+os.environ.update(CPU_KERNELS)
+
 import json
 from dataclasses import asdict
 

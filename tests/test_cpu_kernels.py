@@ -1,4 +1,4 @@
-"""The apps that train pin the CPU kernels (torch's, OpenBLAS's) before anything runs them.
+"""The apps that train or compute figures pin the CPU kernels (torch's, OpenBLAS's) first.
 
 :mod:`experiments.config.cpu_kernels` says why (the same figures on any x86-64 CPU). Each
 app is imported in a fresh interpreter whose environment asks for other kernels, as a
@@ -21,9 +21,19 @@ from experiments.config.cpu_kernels import CPU_KERNELS, PINNED
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_APPS = ("experiments.main", "experiments.train")
+# the apps that run a trained policy or compute the figures a verdict rests on
+PINNED_APPS = (
+    *TRAINING_APPS,
+    "experiments.evaluate",
+    "experiments.ope",
+    "experiments.simulate_logs",
+    "experiments.calibrate",
+    "experiments.export",
+    "experiments.register",
+)
 
 
-@pytest.mark.parametrize("app", TRAINING_APPS)
+@pytest.mark.parametrize("app", PINNED_APPS)
 def test_app_runs_the_pinned_kernels_whatever_the_environment_asks(app: str) -> None:
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AUTO"}
     code = (
@@ -39,7 +49,7 @@ def test_app_runs_the_pinned_kernels_whatever_the_environment_asks(app: str) -> 
     assert kernels in (PINNED, "aten=DEFAULT mkl=unknown"), kernels
 
 
-@pytest.mark.parametrize("app", TRAINING_APPS)
+@pytest.mark.parametrize("app", PINNED_APPS)
 def test_pin_comes_before_any_other_import(app: str) -> None:
     path = ROOT / Path(*app.split(".")).with_suffix(".py")
     body = ast.parse(path.read_text(encoding="utf-8")).body
