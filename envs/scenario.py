@@ -278,7 +278,7 @@ class Funnel:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Parameters fitted to real session logs by ``python -m experiments.calibrate``."""
+    """Parameters fitted to real session logs by ``concede calibrate``."""
 
     new_shopper_appeal: float = 0.0  # logit offset for first-time shoppers
     existing_customer_appeal: float = 0.0  # logit offset for shoppers who bought before
