@@ -349,6 +349,8 @@ def test_the_fitted_file_states_only_what_changed_and_loads(tmp_path: Path) -> N
         try:
             write_fitted(out, DEFAULT, scenario_dir() / "default.yaml", fitted, intervals)
             text = out.read_text()
+            # a shipped start is named, as Hydra's scenario=<name> and load_scenario find it
+            assert "defaults: [default, _self_]" in text
             assert "calibration:" not in text and "products:" not in text
             assert "not identified" in text
             loaded = load_scenario(out)

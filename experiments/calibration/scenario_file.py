@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from envs.scenario import Scenario
+from envs.scenario_files import scenario_dir
 from experiments.calibration.intervals import Interval
 
 
@@ -63,9 +64,11 @@ def _dump(key: str, value: Any) -> str:
 
 
 def defaults_entry(start_path: Path, out: Path) -> str:
-    """How the new file at ``out`` names the start file in its defaults list."""
+    """How the new file at ``out`` names the start file in its defaults list: by its name
+    beside it or when it is a shipped scenario (found by name from anywhere, by Hydra and
+    by :func:`envs.load_scenario`), else by its path relative to ``out``."""
     start_path, out = start_path.resolve(), out.resolve()
-    if start_path.parent == out.parent:
+    if start_path.parent in (out.parent, scenario_dir().resolve()):
         return start_path.stem
     relative = os.path.relpath(start_path.with_suffix(""), out.parent)
     return Path(relative).as_posix()
