@@ -77,7 +77,7 @@ def _scenario_path(name: str) -> Path:
 
 def public_fit(args: CalibrateConfig) -> int:
     """The fit of a scenario's calibration block to the public session data."""
-    path = _scenario_path(args.scenario)
+    path = _scenario_path(args.start)
     scenario = load_scenario(path)
     targets = observed_rates()
     if not args.check:
@@ -165,10 +165,8 @@ store_schemas()
 @hydra.main(config_path=CONFIG_PATH, config_name="calibrate", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> None:
     args = options_of(cfg, CalibrateConfig)
-    if not args.data:
-        raise SystemExit(public_fit(args))
     try:
-        shop_fit(args)
+        status = shop_fit(args) if args.data else public_fit(args)
     except (
         InputError,
         SessionTableError,
@@ -178,6 +176,7 @@ def main(cfg: DictConfig) -> None:
         PolicySpecError,
     ) as err:
         fail(str(err))
+    raise SystemExit(status)
 
 
 if __name__ == "__main__":

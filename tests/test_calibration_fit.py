@@ -387,6 +387,8 @@ def test_the_app_exits_2_on_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "forecast needs data" in capsys.readouterr().err
     assert concede(["calibrate", f"data=[{good}]", out, "workers=0"]) == 2
     assert "workers must be at least 1" in capsys.readouterr().err
+    assert concede(["calibrate", "check=true", "start=no_such_shop"]) == 2
+    assert "no_such_shop" in capsys.readouterr().err
     assert concede(["calibrate", "shoppers=many"]) == 1  # Hydra refuses the type
     assert "shoppers" in capsys.readouterr().err
 

@@ -44,13 +44,13 @@ class CalibrateConfig:
 
     Args:
         data: session tables and/or decision logs (CSV or Parquet). Empty: the fit of
-            ``scenario``'s calibration block to the public Online Shoppers data.
+            ``start``'s calibration block to the public Online Shoppers data, written into
+            its file.
         start: the scenario the fit starts from: a shipped name or a YAML path.
         fit: parameters and presets to fit: one name (``appeal``, ``wide``...), a list
             (``[appeal,sensitivities]``) or a comma-separated string.
         out: the fitted scenario's YAML path (needed with ``data``).
         report: the fit report's HTML path (default: beside ``out``).
-        scenario: the scenario of the public-data fit (without ``data``).
         check: without ``data``, only report the current public-data fit.
         shoppers: simulated shoppers per trial.
         journeys: simulated logged journeys per trial.
@@ -71,7 +71,6 @@ class CalibrateConfig:
     fit: Any = "appeal"
     out: str | None = None
     report: str | None = None
-    scenario: str = "default"
     check: bool = False
     shoppers: int = 40_000
     journeys: int = 20_000
