@@ -6,7 +6,8 @@ Decide (with exploration over the allowed actions), take rewards, log both, expo
 service for sale days"). Joining the journals into a decision log:
 ``concede serve join --logs <dir> --out <log folder>``. ``python -m experiments.serve``
 is the same. ``--policy`` is a policy directory, ``run:<MLflow run id>`` or
-``models:/<name>@<alias>``.
+``models:/<name>@<alias>``, from ``MLFLOW_TRACKING_URI``, else the embedded store
+``outputs/mlflow.db`` of ``make run``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 
 from agents.serving.service.launch import main as serve_main
 from agents.serving.service.tools import join_main
+from experiments.tracking.names import store_uri
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["join"]:
         return join_main(args[1:])
-    return serve_main(args)
+    # run:<id> and models:/... come from the same store as every app's (make run's by default)
+    return serve_main(args, tracking_uri=store_uri())
 
 
 if __name__ == "__main__":

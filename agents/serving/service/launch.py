@@ -104,12 +104,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, tracking_uri: str | None = None) -> int:
+    """Start the service as ``argv`` says; ``run:`` and ``models:/`` policies come from the
+    MLflow store ``tracking_uri`` (else ``MLFLOW_TRACKING_URI``). Returns the exit status."""
     args = parser().parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="concede-policy-") as tmp:
         try:
             settings = ServiceSettings(
-                policy=str(policy_folder(args.policy, Path(tmp))),
+                policy=str(policy_folder(args.policy, Path(tmp), tracking_uri)),
                 log_dir=str(Path(args.logs).resolve()),
                 exploration=args.exploration,
                 exploration_value=args.explore,
