@@ -259,30 +259,28 @@ def policy_folder(spec: str, into: Path, tracking_uri: str | None = None) -> Pat
         return download_policy(spec, into, tracking_uri)
     if not spec.startswith(RUN_PREFIX):
         return Path(spec)
-    import mlflow  # only for stored policies
-    from mlflow.tracking import MlflowClient
-
     from agents.export import export_policy
 
     run_id = spec[len(RUN_PREFIX) :]
-    uri = _store(tracking_uri)
-    client = MlflowClient(uri)
-    try:
-        run = client.get_run(run_id)
-    except mlflow.exceptions.MlflowException as err:
-        raise PolicySpecError(f"{spec}: no such run in {uri} ({err.message})") from None
-    try:
-        model, trained_on = load_run_model(client, run_id, run.data.tags, into / "run")
-    except PolicySpecError as err:
-        raise PolicySpecError(f"{spec}: {err}") from None
+    model, trained_on = _run_model(run_id, tracking_uri, into / "run")
     return export_policy(model, trained_on, into / "policy", run_id=run_id)
 
 
 def _from_run(run_id: str, tracking_uri: str | None) -> tuple[Policy, Interface]:
+    from agents.learned import LearnedPolicy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model, trained_on = _run_model(run_id, tracking_uri, Path(tmp))
+    name = f"{RUN_PREFIX}{run_id[:8]}"
+    policy = LearnedPolicy(model, name, trained_on=trained_on)
+    return policy, Interface.of_scenario(trained_on)
+
+
+def _run_model(run_id: str, tracking_uri: str | None, into: Path) -> tuple[Any, Scenario]:
+    """The trained model of run ``run_id`` of the store (:func:`_store`) and the scenario
+    it was trained on, downloaded into ``into``; errors name ``run:<id>``."""
     import mlflow  # only for stored policies
     from mlflow.tracking import MlflowClient
-
-    from agents.learned import LearnedPolicy
 
     uri = _store(tracking_uri)
     client = MlflowClient(uri)
@@ -294,13 +292,9 @@ def _from_run(run_id: str, tracking_uri: str | None) -> tuple[Policy, Interface]
             "finished training run, and its store as tracking_uri= (or MLFLOW_TRACKING_URI)"
         ) from None
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            model, trained_on = load_run_model(client, run_id, run.data.tags, Path(tmp))
+        return load_run_model(client, run_id, run.data.tags, into)
     except PolicySpecError as err:
         raise PolicySpecError(f"{RUN_PREFIX}{run_id}: {err}") from None
-    name = f"{RUN_PREFIX}{run_id[:8]}"
-    policy = LearnedPolicy(model, name, trained_on=trained_on)
-    return policy, Interface.of_scenario(trained_on)
 
 
 def algorithm_class(target: str) -> type:
@@ -348,5 +342,5 @@ def download_run_artifact(client: Any, run_id: str, path: str, into: Path) -> Pa
     except Exception as err:  # MLflow raises several types for a missing artifact
         raise PolicySpecError(
             f"run {run_id} has no artifact {path!r} ({err}); was it trained by "
-            "experiments.train to the end?"
+            "concede train to the end?"
         ) from None

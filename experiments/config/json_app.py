@@ -10,6 +10,8 @@ from typing import Any
 from omegaconf import DictConfig
 from rich.console import Console
 
+from experiments.config.typed_app import fail
+
 
 def run_json_app(
     run: Callable[[DictConfig, Console], dict[str, Any]],
@@ -22,6 +24,5 @@ def run_json_app(
     try:
         result = run(cfg, console)
     except input_errors as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        fail(str(err))
     print(json.dumps(result, separators=(",", ":")), flush=True)
