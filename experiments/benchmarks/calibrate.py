@@ -50,7 +50,7 @@ from envs.scenario import Calibration, Scenario
 from envs.scenario_files import load_scenario
 from experiments.benchmarks.fit_policies import print_policies, trained_agent
 from experiments.benchmarks.zoo import bench_zoo, print_totals
-from experiments.calibration.forecast import FORECAST_SCENARIOS
+from experiments.calibration import FORECAST_SCENARIOS
 from experiments.calibration.objective import ShopData
 from experiments.calibration.parameters import resolve
 from experiments.calibration.pipeline import CalibrationResult, calibrate

@@ -46,12 +46,12 @@ from scipy import optimize, stats
 from agents.policy import Policy
 from agents.rollout import run_policy
 from envs.scenario import Scenario
+from experiments.calibration import FORECAST_SCENARIOS
 from experiments.calibration.objective import Array
 from experiments.calibration.pipeline import CalibrationResult
 
 PER = 1000.0  # profits are per 1,000 shoppers
 CONFIDENCE = 0.95
-FORECAST_SCENARIOS = 30  # replicate scenarios a forecast runs every policy on
 FORECAST_SEED_OFFSET = 31  # the forecast's shoppers are none of the fit's
 
 

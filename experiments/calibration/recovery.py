@@ -36,12 +36,8 @@ from agents.logs.simulate import simulate_logs
 from agents.policy import Policy
 from agents.rollout import run_policy
 from envs.scenario import Scenario
-from experiments.calibration.forecast import (
-    FORECAST_SCENARIOS,
-    forecast,
-    mean_and_error,
-    noise_interval,
-)
+from experiments.calibration import FORECAST_SCENARIOS
+from experiments.calibration.forecast import forecast, mean_and_error, noise_interval
 from experiments.calibration.objective import Array, LogData, ShopData
 from experiments.calibration.parameters import apply, parameter, resolve
 from experiments.calibration.pipeline import CalibrationResult, calibrate

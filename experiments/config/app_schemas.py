@@ -21,7 +21,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-from experiments.calibration.forecast import FORECAST_SCENARIOS
+from experiments.calibration import FORECAST_SCENARIOS
 
 
 def _at_least(name: str, value: int | float, low: int | float) -> None:
