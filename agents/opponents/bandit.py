@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from agents.exploration import at_moments
 from agents.opponents import ONLINE_IN_SIMULATOR
-from agents.opponents.moments import HESITATION, check_moments, deciding, moment_columns
+from agents.opponents.moments import HESITATION, check_moments, moment_columns
 from agents.rollout import cohort_seeds
 from envs.core import ShopperCore
 from envs.scenario import Scenario
@@ -126,7 +127,7 @@ class LinearThompsonBandit:
 
     def deciding(self, obs: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
         """Rows at a decision moment with something other than ``wait`` eligible."""
-        return deciding(obs, mask, self.moments)
+        return at_moments(obs, mask, self.moments)
 
     def act(self, obs: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDArray[np.int64]:
         choice = self.deciding(obs, mask)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from agents.exploration import at_moments
 from agents.exploration import moment_columns as feature_columns
 from envs.observation import feature_schema
 from envs.scenario import Scenario
@@ -27,11 +26,3 @@ def moment_columns(scenario: Scenario, moments: str) -> NDArray[np.int64] | None
     if moments == EVERY_STEP:
         return None
     return feature_columns([f.name for f in feature_schema(scenario)], ("exit_intent", "away"))
-
-
-def deciding(
-    obs: NDArray[np.float32], mask: NDArray[np.bool_], columns: NDArray[np.int64] | None
-) -> NDArray[np.bool_]:
-    """Rows at a decision moment with something other than ``wait`` eligible: the rows a
-    logger exploring at these moments explores (:func:`agents.exploration.at_moments`)."""
-    return at_moments(obs, mask, columns)

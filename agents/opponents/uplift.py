@@ -56,11 +56,11 @@ from numpy.typing import NDArray
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from agents.exploration import EPSILON, Exploration
+from agents.exploration import EPSILON, Exploration, at_moments
 from agents.logs.schema import ACTION, JOURNEY, PROPENSITY, REWARD, STEP, LogSpec
 from agents.logs.simulate import simulate_logs
 from agents.opponents import FROM_RANDOMISED_LOG
-from agents.opponents.moments import HESITATION, check_moments, deciding, moment_columns
+from agents.opponents.moments import HESITATION, check_moments, moment_columns
 from envs.observation import feature_schema
 from envs.scenario import Scenario
 
@@ -146,7 +146,7 @@ class RandomisedAtMoments:
             test = np.where(p > 0, np.log(np.maximum(p, 1e-300)), IMPOSSIBLE)
         plain = np.full(p.shape, IMPOSSIBLE)
         plain[:, 0] = 0.0
-        return np.where(deciding(obs, mask, self.moments)[:, None], test, plain)
+        return np.where(at_moments(obs, mask, self.moments)[:, None], test, plain)
 
 
 @dataclass(frozen=True)
@@ -273,7 +273,7 @@ class UpliftPolicy:
     def open(self, obs: NDArray[np.float32], mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
         """Rows where it may offer: a decision moment, nothing offered this journey."""
         fresh = ~(obs[:, self.offered] > 0.5).any(axis=1) if len(self.offered) else True
-        return deciding(obs, mask, self.moments) & fresh
+        return at_moments(obs, mask, self.moments) & fresh
 
     def uplift(self, obs: NDArray[np.float32], mask: NDArray[np.bool_]) -> Array:
         """Predicted uplift over waiting per eligible action ``(n, n_actions)`` where it
@@ -398,7 +398,7 @@ def fit_uplift(
     log = log_arrays(table, scenario)
     moments = moment_columns(scenario, s.moments)
     offered = _offered_columns(scenario)
-    rows = np.flatnonzero(deciding(log.x, log.eligible, moments))
+    rows = np.flatnonzero(at_moments(log.x, log.eligible, moments))
     if np.any(log.propensity <= 0.0) or np.any(log.propensity[rows] >= 1.0):
         raise ValueError(
             "uplift needs a randomised log: every decision with a choice must have been "
