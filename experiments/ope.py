@@ -21,6 +21,13 @@ names, ``rules:<file.yaml>``, ``fixed:<action>``, a policy directory, ``run:<id>
 ``models:/<name>@<alias>``; a trained policy that does not fit the scenario is refused,
 naming the mismatch.
 
+Given the shop's scenario (``scenario=<name>``) whose shoppers share state (a campaign
+budget, shoppers learning to wait, a live-agent desk), each policy is also simulated on it
+alone and among the logger's shoppers, and its figure shown beside one corrected by the
+difference (``interference:``; :mod:`experiments.offpolicy.interference`). A log that
+does not name its logger needs ``interference.logger=`` and ``interference.exploration=``
+(else a warning; with ``interference.enabled=true``, exit status 2).
+
 Here ``fixed:<action>`` chooses among the log's actions. A log without metadata (a CSV,
 a shop's table) needs ``scenario=<name>`` for its features and actions and for named
 policies. Bad input (no such log, a log breaking the format, an unknown policy, a policy
@@ -52,6 +59,7 @@ from experiments.config.trusted import TRUSTED_TARGETS
 from experiments.offpolicy.bootstrap import BootstrapSettings
 from experiments.offpolicy.evaluation import OPESettings
 from experiments.offpolicy.fqe import ValueModelSettings
+from experiments.offpolicy.interference import InterferenceSettings
 from experiments.offpolicy.marginal import RatioModelSettings
 from experiments.offpolicy.render import render
 from experiments.offpolicy.run import INPUT_ERRORS as LIBRARY_ERRORS
@@ -99,6 +107,34 @@ def settings_from_config(cfg: DictConfig) -> OPESettings:
     )
 
 
+def interference_from_config(cfg: DictConfig) -> InterferenceSettings | None:
+    """The interference settings of a composed ``conf/ope.yaml`` (None: skipped).
+
+    Raises:
+        ValueError: ``enabled`` not ``auto``, true or false; a value out of range.
+    """
+    block = cfg.get("interference")
+    if block is None:
+        return None
+    enabled = block.get("enabled", "auto")
+    if enabled not in ("auto", True, False):
+        raise ValueError(f"interference.enabled must be auto, true or false, got {enabled!r}")
+    if enabled is False:
+        return None
+    logger, exploration = block.get("logger"), block.get("exploration")
+    return InterferenceSettings(
+        share=float(block.get("share", 0.1)),
+        n_shoppers=int(block.get("n_shoppers", 20_000)),
+        replicates=int(block.get("replicates", 8)),
+        seed=int(block.get("seed", 0)),
+        confidence=float(cfg.confidence),
+        attribute=bool(block.get("attribute", True)),
+        logger=None if logger is None else str(logger),
+        exploration=None if exploration is None else str(exploration),
+        required=enabled is True,
+    )
+
+
 def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
     """The app without Hydra's wrapper: evaluate, print, write the JSON file
     (:meth:`experiments.offpolicy.result.OPEResult.to_json`, which the report reads back);
@@ -110,6 +146,7 @@ def run(cfg: DictConfig, console: Console) -> dict[str, Any]:
         scenario=scenario,
         settings=settings_from_config(cfg),
         tracking_uri=store_uri(cfg.tracking_uri),
+        interference=interference_from_config(cfg),
         progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
     )
     render(result, console)

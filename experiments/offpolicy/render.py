@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from experiments.evaluation.formatting import amount, eur_interval, pct_interval
+from experiments.evaluation.formatting import amount, eur_interval, interval_text, pct_interval
+from experiments.offpolicy.interference import PLAIN_ASSUMES, corrected_assumes
 from experiments.offpolicy.result import (
     CONVERSION_KEY,
     PROFIT_KEY,
@@ -24,6 +25,10 @@ def _eur(e: Estimate | None) -> str:
 
 def _pct(e: Estimate | None) -> str:
     return pct_interval(None if e is None else e.to_json(), bare_point=False)
+
+
+def _signed(e: Estimate) -> str:
+    return interval_text(e.to_json(), "{:+,.0f}", bare_point=False)
 
 
 def _table(title: str, columns: list[str]) -> Table:
@@ -107,6 +112,7 @@ def render(result: OPEResult, console: Console) -> None:
             "n/a" if r2 is None else f"{r2:.2f}",
         )
     console.print(diag)
+    _render_interference(result, console)
     for name in result.policies:
         chosen = results[name].recommended
         console.print(f"[bold]{name}[/]: recommended {chosen.estimator}: {chosen.why}")
@@ -117,3 +123,42 @@ def render(result: OPEResult, console: Console) -> None:
     for name in result.policies:
         for text in results[name].warnings:
             console.print(f"[yellow]warning:[/] {text}")
+
+
+def _render_interference(result: OPEResult, console: Console) -> None:
+    """The plain and the corrected profit side by side, each marked for what it assumes,
+    the simulated runs behind the correction, and its cause in words."""
+    measured = {n: r.interference for n, r in result.results.items() if r.interference}
+    if not measured:
+        return
+    first = next(iter(measured.values())).measured
+    table = _table(
+        f"What the log cannot show: shoppers share state in scenario {first.scenario!r} "
+        "(profit / 1,000 journeys)",
+        ["plain", "correction", "corrected", "alone (simulated)", "among logger"],
+    )
+    for name in result.policies:
+        s = measured.get(name)
+        if s is None:
+            continue
+        table.add_row(
+            name,
+            _eur(s.plain),
+            _signed(s.applied),
+            f"[bold]{_eur(s.corrected)}[/]",
+            _eur(s.measured.alone),
+            _eur(s.measured.among_logger),
+        )
+    console.print(table)
+    console.print(
+        f"  plain assumes {PLAIN_ASSUMES}; corrected assumes {corrected_assumes(first.scenario)}"
+    )
+    console.print(
+        f"  simulated: {first.replicates} paired runs of {amount(first.n_shoppers)} shoppers, the "
+        f"policy serving {first.share:.0%} of them among {first.logger} ({first.exploration}); "
+        "alone and among on the same shoppers"
+    )
+    for name in result.policies:
+        s = measured.get(name)
+        if s is not None:
+            console.print(f"[bold]{name}[/]: shared state: {s.cause}")

@@ -17,9 +17,12 @@ The tree, each class holding the JSON object of the same keys:
   name: a new estimator is a new key, no new field), ``recommended``
   (:class:`Recommendation`), ``diagnostics`` (:class:`Diagnostics`), ``value_model_r2``
   per signal, ``trust`` (:class:`Trust`, the one declaration of the verdicts),
-  ``warnings``, on a log with a campaign budget ``budget`` (:class:`BudgetSummary`) and,
+  ``warnings``, on a log with a campaign budget ``budget`` (:class:`BudgetSummary`),
   for outputs the policy fixes by construction, ``exact`` (output to why: e.g. the spend
-  of a policy that never offers, 0 with a zero-width interval by every estimator);
+  of a policy that never offers, 0 with a zero-width interval by every estimator) and,
+  when a scenario whose shoppers share state was given, ``interference``
+  (:class:`InterferenceSummary`: the measured :class:`Interference` and the figure
+  corrected by it);
 - :class:`Estimate`: ``estimate``, ``low``, ``high`` (any may be None: not finite, or no
   interval).
 
@@ -274,6 +277,109 @@ class BudgetSummary:
         )
 
 
+@dataclass(frozen=True)
+class Interference:
+    """What sharing state between shoppers does to a policy's figure on a log, measured in
+    the simulator (:func:`experiments.offpolicy.interference.measure_interference`).
+
+    On ``scenario``, per 1,000 journeys of the policy's shoppers: ``alone`` (the policy
+    serving every shopper: its own shared state, what it would earn), ``among_logger``
+    (the same shoppers served by the policy while the others, a share ``1 - share``, are
+    served by ``logger`` with ``exploration``: the shared state a log of that logger
+    holds), and ``correction`` = ``alone`` - ``among_logger``, paired shopper by shopper
+    on ``replicates`` runs of ``n_shoppers`` from ``seed``, with ``confidence``
+    intervals over the replicates. ``components``: each shared-state component of the
+    scenario (``campaign_budget``, ``learning_shoppers``, ``live_agent_desk``) and its
+    part of the correction, the correction minus the correction with that component
+    switched off (empty: not attributed); ``without``: those corrections with it off."""
+
+    scenario: str
+    policy: str
+    logger: str
+    exploration: str
+    share: float
+    n_shoppers: int
+    replicates: int
+    seed: int
+    confidence: float
+    alone: Estimate
+    among_logger: Estimate
+    correction: Estimate
+    components: Mapping[str, Estimate] = field(default_factory=dict)
+    without: Mapping[str, Estimate] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.__dict__)
+        for key in ("alone", "among_logger", "correction"):
+            out[key] = getattr(self, key).to_json()
+        for key in ("components", "without"):
+            out[key] = {k: v.to_json() for k, v in getattr(self, key).items()}
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "") -> Interference:
+        _object(data, where)
+        return cls(
+            scenario=_get(data, "scenario", where, _str),
+            policy=_get(data, "policy", where, _str),
+            logger=_get(data, "logger", where, _str),
+            exploration=_get(data, "exploration", where, _str),
+            share=_get(data, "share", where, _float),
+            n_shoppers=_get(data, "n_shoppers", where, _int),
+            replicates=_get(data, "replicates", where, _int),
+            seed=_get(data, "seed", where, _int),
+            confidence=_get(data, "confidence", where, _float),
+            alone=_get(data, "alone", where, Estimate.from_json),
+            among_logger=_get(data, "among_logger", where, Estimate.from_json),
+            correction=_get(data, "correction", where, Estimate.from_json),
+            components=_get(data, "components", where, _estimates),
+            without=_get(data, "without", where, _estimates),
+        )
+
+
+@dataclass(frozen=True)
+class InterferenceSummary:
+    """A policy's off-policy figure beside the figure corrected for shared state.
+
+    ``plain``: the profit per 1,000 journeys the reweighting gives on ``basis`` (``logged
+    eligibility``, or ``own budget`` when the policy was evaluated under its own campaign
+    budget); it assumes shoppers do not affect one another. ``applied``: the correction
+    added to it (the measured one; on ``own budget`` the one measured with the budget
+    switched off, the own-budget evaluation having answered for the budget), and
+    ``corrected`` = ``plain`` + ``applied``, its interval the two half-widths in
+    quadrature on each side; it assumes the scenario's shared state is the shop's.
+    ``cause``: in words, how large the correction is and which components carry it."""
+
+    measured: Interference
+    basis: str
+    plain: Estimate
+    applied: Estimate
+    corrected: Estimate
+    cause: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "measured": self.measured.to_json(),
+            "basis": self.basis,
+            "plain": self.plain.to_json(),
+            "applied": self.applied.to_json(),
+            "corrected": self.corrected.to_json(),
+            "cause": self.cause,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "") -> InterferenceSummary:
+        _object(data, where)
+        return cls(
+            measured=_get(data, "measured", where, Interference.from_json),
+            basis=_get(data, "basis", where, _str),
+            plain=_get(data, "plain", where, Estimate.from_json),
+            applied=_get(data, "applied", where, Estimate.from_json),
+            corrected=_get(data, "corrected", where, Estimate.from_json),
+            cause=_get(data, "cause", where, _str),
+        )
+
+
 def _trust(x: Any, where: str) -> Trust:
     try:
         return Trust(x)
@@ -286,9 +392,10 @@ def _trust(x: Any, where: str) -> Trust:
 class PolicyEstimates:
     """One policy's result: every estimator's figures, the recommended one, the
     diagnostics, the value model's out-of-fold R² per signal, the verdict and the
-    warnings in words, on a log with a campaign budget the budget's summary, and
+    warnings in words, on a log with a campaign budget the budget's summary,
     ``exact``: the outputs known by construction rather than estimated (every estimator
-    gives them with a zero-width interval), each with why."""
+    gives them with a zero-width interval), each with why, and ``interference``: the
+    figure corrected for the shared state of the scenario given (None: none measured)."""
 
     estimators: Mapping[str, Mapping[str, Estimate]]
     recommended: Recommendation
@@ -298,6 +405,7 @@ class PolicyEstimates:
     warnings: tuple[str, ...] = ()
     budget: BudgetSummary | None = None
     exact: Mapping[str, str] = field(default_factory=dict)
+    interference: InterferenceSummary | None = None
 
     def without_output(self, key: str, signal: str) -> PolicyEstimates:
         """This result without the output ``key`` (of ``signal``): one the user did not
@@ -330,6 +438,8 @@ class PolicyEstimates:
             out["budget"] = self.budget.to_json()
         if self.exact:
             out["exact"] = dict(self.exact)
+        if self.interference is not None:
+            out["interference"] = self.interference.to_json()
         return out
 
     @classmethod
@@ -347,6 +457,9 @@ class PolicyEstimates:
             if budget is None
             else BudgetSummary.from_json(budget, _path(where, "budget")),
             exact=_mapping(_str)(data.get("exact", {}), _path(where, "exact")),
+            interference=_optional(InterferenceSummary.from_json)(
+                data.get("interference"), _path(where, "interference")
+            ),
         )
 
 
