@@ -8,7 +8,11 @@ estimator's profit per 1,000 journeys, conversion and concession spend, with the
 intervals), beside what the paired simulator evaluation of the same scenario says of the
 same policy when the report has one; what the logging policy itself earned; and, in plain
 words, how far each figure can be trusted (effective sample size, the largest weight's
-share, decisions the logger could not have taken) with the evaluation's warnings.
+share, decisions the logger could not have taken) with the evaluation's warnings. Where
+the evaluation measured what shoppers sharing state does to the figures (a scenario with a
+campaign budget, shoppers learning to wait, a live-agent desk;
+:mod:`experiments.offpolicy.interference`), a table shows each policy's figure beside the
+corrected one, each with what it assumes, and what carries the difference.
 """
 
 from __future__ import annotations
@@ -110,6 +114,9 @@ def offpolicy_figures(ope: OPEResult, sources: Sequence[Source]) -> dict[str, An
                 "diagnostics": result.diagnostics.to_json(),
                 "warnings": list(result.warnings),
                 "exact": dict(result.exact),
+                "interference": None
+                if result.interference is None
+                else result.interference.to_json(),
             }
         )
     return {
@@ -263,7 +270,44 @@ def offpolicy_html(section: Mapping[str, Any], plot: str | None) -> str:
         f'<th class="text">Can you trust it?</th></tr>{"".join(body)}</table>'
     )
     figure = f'<figure><img src="{plot}" alt="Profit on your logs"></figure>' if plot else ""
+    figure += _interference_html(section["rows"])
     warnings = [*section["warnings"], *(w for r in section["rows"] for w in r["warnings"])]
     listed = "".join(f"<li>{escape(w)}</li>" for w in dict.fromkeys(warnings))
     notes = f'<h3>Warnings</h3><ul class="note">{listed}</ul>' if listed else ""
     return head + table + figure + notes + "</section>"
+
+
+def _signed(i: Interval | None) -> str:
+    return _with_interval(i, lambda x: eur(x, signed=True))
+
+
+def _interference_html(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Where shoppers share state: each policy's figure on the logs beside the one
+    corrected for it, each marked for what it assumes (empty: nothing measured)."""
+    measured = [(r["policy"], r["interference"]) for r in rows if r.get("interference")]
+    if not measured:
+        return ""
+    first = measured[0][1]["measured"]
+    body = "".join(
+        f"<tr><td>{escape(policy)}</td><td>{_money(block['plain'])}</td>"
+        f"<td>{_signed(block['applied'])}</td><td>{_money(block['corrected'])}</td>"
+        f'<td class="text wrap">{escape(block["cause"])}</td></tr>'
+        for policy, block in measured
+    )
+    return (
+        "<h3>Shoppers who share state</h3>"
+        f'<p class="note">In scenario <b>{escape(first["scenario"])}</b> one shopper\'s '
+        "treatment changes another's (such as a shared campaign budget, shoppers learning to wait "
+        "for deals, a live-agent desk), and your logged shoppers lived in the state your "
+        f"logging policy <b>{escape(first['logger'])}</b> produced, not the state each "
+        "policy would produce: no reweighting can see this. It was measured in the "
+        f"simulator ({first['replicates']} paired runs of {first['n_shoppers']:,} shoppers, "
+        "each policy alone and serving a few of the logging policy's shoppers) and added to "
+        "the figure on your logs.</p>"
+        "<table><tr><th>Policy</th>"
+        '<th>On your logs<br><span class="ci">if shoppers do not affect one another</span></th>'
+        "<th>Correction</th>"
+        '<th>Corrected<br><span class="ci">if the scenario\'s shared state is your '
+        "shop's</span></th>"
+        f'<th class="text">How large, and why</th></tr>{body}</table>'
+    )
