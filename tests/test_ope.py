@@ -436,13 +436,16 @@ def test_every_bad_input_is_one_of_the_errors_the_app_ends_with_status_2(tmp_pat
 def test_the_benchmark_runs_on_a_tiny_case(capsys: pytest.CaptureFixture[str]) -> None:
     from experiments.benchmarks.ope import main as bench_main
 
-    argv = ["--scenarios", "default", "--policies", "never", "--draws", "3"]
-    argv += ["--journeys", "300", "--large-draws", "0", "--truth-shoppers", "3000"]
+    argv = ["--scenarios", "default", "--policies", "never", "--draws", "3", "--workers", "1"]
+    argv += ["--journeys", "300", "--truth-shoppers", "3000", "--loggers", "epsilon:0.1"]
     argv += ["--rule-shoppers", "500", "--resamples", "50"]
     assert bench_main(argv) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    (result,) = out["results"]
-    assert list(result["by_journeys"]["300"]) == ["never"]  # no agent trained
-    never = result["by_journeys"]["300"]["never"]
-    assert never["draws"] == 3 and set(never) >= {"pdis", "wpdis", "dr", "wdr", "recommended"}
-    assert out["coverage"]["default/never"] in (0.0, 1 / 3, 2 / 3, 1.0)
+    (key,) = out["cells"]  # no agent trained, one logger
+    never = out["cells"][key]
+    assert never["policy"] == "never" and never["logs"] == 3
+    assert never["shared_state"]  # default's shoppers learn to wait: a correction is measured
+    assert never["corrected"] is not None
+    assert set(never["estimators"]) >= {"pdis", "wpdis", "dr", "wdr", "mdr"}
+    assert never["recommended"]["coverage"] in (0.0, 1 / 3, 2 / 3, 1.0)
+    assert set(out["targets"]) >= {"coverage_without_shared_state", "rmse_gain"}

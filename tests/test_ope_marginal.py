@@ -8,8 +8,8 @@
 - on a sequential log where ``never`` is worth few journeys to ``pdis``, the marginalised
   weights are worth many more per decision, and the recommended and marginalised doubly
   robust intervals hold the simulator's truth;
-- ``wmdr`` is recommended by the stated rule (its weights worth at least twice the
-  per-decision ones per decision), else the earlier rule holds;
+- ``mdr`` is recommended by the stated rule (its interval narrower than ``wdr``'s and
+  overlapping it), else the earlier rule holds;
 - the result goes to JSON and back; the console and the report show them.
 """
 
@@ -36,11 +36,11 @@ from experiments.offpolicy import OPESettings, evaluate_offpolicy
 from experiments.offpolicy import estimators as est
 from experiments.offpolicy.bootstrap import BootstrapSettings
 from experiments.offpolicy.data import Journeys, from_log
-from experiments.offpolicy.evaluation import MARGINAL_GAIN, _recommend
+from experiments.offpolicy.evaluation import _recommend
 from experiments.offpolicy.fqe import ValueModelSettings
 from experiments.offpolicy.marginal import RatioModelSettings, fit_state_ratios
 from experiments.offpolicy.render import render
-from experiments.offpolicy.result import Diagnostics, OPEResult
+from experiments.offpolicy.result import Estimate, OPEResult
 from experiments.offpolicy.targets import target_probabilities
 from experiments.reporting.offpolicy import offpolicy_figures, offpolicy_html, read_offpolicy
 
@@ -202,21 +202,14 @@ def test_the_result_round_trips_and_the_console_and_report_show_them(
 
 
 def test_the_marginalised_doubly_robust_estimate_is_recommended_by_the_stated_rule() -> None:
-    def chosen(step: float, marginal: float | None, r2: float = 0.4) -> str:
-        d = Diagnostics(50.0, 0.01, 0.05, 0.1, 0.0, 0.0, "logged probabilities", step, marginal)
-        return _recommend(True, {"profit": r2}, SMALL, 1000, False, False, d)[0]
+    def chosen(mdr: tuple[float, float] | None, r2: float = 0.4) -> tuple[str, str]:
+        wdr = Estimate(9000.0, 7000.0, 11000.0)
+        profit = {"wdr": wdr} if mdr is None else {"wdr": wdr, "mdr": Estimate(sum(mdr) / 2, *mdr)}
+        return _recommend(True, {"profit": r2}, SMALL, 1000, False, False, profit)
 
-    assert chosen(1000.0, MARGINAL_GAIN * 1000.0) == "wmdr"
-    assert chosen(1000.0, MARGINAL_GAIN * 1000.0 - 1.0) == "wdr"
-    assert chosen(1000.0, None) == "wdr"  # no ratio model
-    assert chosen(1000.0, 5000.0, r2=0.0) == "wpdis"  # the value model explains nothing
-    why = _recommend(
-        True,
-        {"profit": 0.4},
-        SMALL,
-        1000,
-        False,
-        False,
-        Diagnostics(50.0, 0.01, 0.05, 0.1, 0.0, 0.0, "logged probabilities", 800.0, 4000.0),
-    )[1]
-    assert "4,000 journeys per decision against 800" in why
+    assert chosen((8000.0, 10000.0))[0] == "mdr"  # narrower and overlapping
+    assert chosen((6000.0, 12000.0))[0] == "wdr"  # wider
+    assert chosen((11500.0, 12500.0))[0] == "wdr"  # narrower but disagreeing
+    assert chosen(None)[0] == "wdr"  # no ratio model
+    assert chosen((8000.0, 10000.0), r2=0.0)[0] == "wpdis"  # the value model explains nothing
+    assert "2,000 against 4,000" in chosen((8000.0, 10000.0))[1]

@@ -27,14 +27,14 @@ as ``dr``'s, and were narrower, in ``concede bench ope``). It falls back to
 the self-normalised per-decision estimate (``wpdis``) when there is no value model (fewer
 journeys than ``value_model.min_journeys``, or none asked for) or when the value model
 explains nothing of the returns (its out-of-fold R² of profit at or below 0). On journeys
-of many decisions it is the weighted **marginalised** doubly robust one (``wmdr``) instead
-when the state-ratio model's weights are worth at least :data:`MARGINAL_GAIN` times as
-many effective journeys per decision as the per-decision weights (``marginal_ess`` >= 2
-``step_ess``, :mod:`experiments.offpolicy.diagnostics`) and the value model explains
-something: the ratio model then pools histories that reach the same state, which the
-per-decision weights cannot; where the features already record the history (which offers
-were shown), the two are worth about the same and ``wdr``, which needs no ratio model, is
-kept. The choice and its reason are in the output.
+of many decisions it is the **marginalised** doubly robust one (``mdr``) instead when its
+profit interval is narrower than ``wdr``'s and the two intervals overlap: both are doubly
+robust, ``wdr`` resting on the exact per-decision weights and ``mdr`` on the state-ratio
+model's, which pools histories that reach the same state; where they agree the narrower
+one is the more precise, and where they do not, the ratio model is the one to doubt, and
+``wdr``, which needs none, is kept (a two-estimator form of the interval-agreement rule of
+Su, Srinath and Krishnamurthy, 2020, SLOPE). ``concede bench ope`` measured it against
+``wdr`` alone. The choice and its reason are in the output.
 
 **The ratio model's split.** The marginalised estimators (``mis``, ``wmis``, ``mdr``,
 ``wmdr``; :mod:`experiments.offpolicy.marginal`) use a state-ratio model cross-fitted on
@@ -83,7 +83,6 @@ from experiments.offpolicy.result import (
     CONVERSION_KEY,
     PROFIT_KEY,
     SPEND_KEY,
-    Diagnostics,
     Estimate,
     LogSummary,
     OPEResult,
@@ -94,9 +93,6 @@ from experiments.offpolicy.result import (
 from experiments.offpolicy.targets import target_probabilities
 
 PER = 1000.0
-#: the marginalised weights must be worth this many times the per-decision weights'
-#: effective journeys per decision for ``wmdr`` to be recommended over ``wdr``
-MARGINAL_GAIN = 2.0
 #: output key and scale of each signal
 OUTPUTS: dict[str, tuple[str, float]] = {
     PROFIT: (PROFIT_KEY, PER),
@@ -447,7 +443,7 @@ def _evaluate_one(
         journeys.n_journeys,
         props.source == "estimated",
         journeys.single_decision,
-        diagnostics,
+        {e: v[OUTPUTS[PROFIT][0]] for e, v in estimates.items() if OUTPUTS[PROFIT][0] in v},
     )
     trust, warnings = assess(name, diagnostics, props.source == "estimated")
     names = _names(journeys, s)
@@ -500,15 +496,13 @@ def _recommend(
     n_journeys: int,
     estimated: bool,
     single: bool,
-    diagnostics: Diagnostics | None = None,
+    profit: dict[str, Estimate] | None = None,
 ) -> tuple[str, str]:
     """The recommended estimator and why (the module docstring says why this rule):
 
     1. no value model fitted, or its out-of-fold R² of profit <= 0: ``wpdis``;
     2. a single-decision log: ``dr``;
-    3. the marginalised weights worth at least :data:`MARGINAL_GAIN` times the
-       per-decision weights' effective journeys per decision (``diagnostics.marginal_ess
-       >= MARGINAL_GAIN * diagnostics.step_ess``): ``wmdr``;
+    3. ``mdr``'s profit interval narrower than ``wdr``'s, and the two overlapping: ``mdr``;
     4. otherwise ``wdr``.
     """
     if not fit_dr:
@@ -537,21 +531,32 @@ def _recommend(
             f"doubly robust: {first}, and its value model (out-of-fold R² {fit:.2f}) takes "
             "much of the importance weights' noise out"
         )
-    step = diagnostics.step_ess if diagnostics is not None else None
-    marginal = diagnostics.marginal_ess if diagnostics is not None else None
-    if step is not None and marginal is not None and marginal >= MARGINAL_GAIN * max(step, 1.0):
-        return est.WMDR, (
-            "weighted marginalised doubly robust: the state-ratio model makes the weights "
-            f"worth {marginal:,.0f} journeys per decision against {step:,.0f} for the "
-            f"per-decision weights (at least {MARGINAL_GAIN:g} times), and its value model "
-            f"explains {fit:.0%} of the returns out of fold; right if either the ratio "
-            "model or the value model is"
+    m, w = (profit or {}).get(est.MDR), (profit or {}).get(est.WDR)
+    if m is not None and w is not None and _narrower_and_agrees(m, w):
+        return est.MDR, (
+            "marginalised doubly robust: its interval is narrower than the weighted doubly "
+            f"robust one's ({_width(m):,.0f} against {_width(w):,.0f}) and overlaps it, so "
+            "the state-ratio model that pools histories reaching the same state agrees with "
+            f"the exact per-decision weights; its value model explains {fit:.0%} of the "
+            "returns out of fold; right if either the ratio model or the value model is"
         )
     return est.WDR, (
         f"weighted doubly robust: the doubly robust estimate ({first}) with its weights "
         "self-normalised per step, which keeps a few heavily weighted journeys from swinging "
         f"it; its value model explains {fit:.0%} of the returns out of fold"
     )
+
+
+def _width(e: Estimate) -> float:
+    return float("inf") if e.low is None or e.high is None else e.high - e.low
+
+
+def _narrower_and_agrees(m: Estimate, w: Estimate) -> bool:
+    """``m``'s interval narrower than ``w``'s and overlapping it."""
+    if None in (m.low, m.high, w.low, w.high):
+        return False
+    assert m.low is not None and m.high is not None and w.low is not None and w.high is not None
+    return _width(m) < _width(w) and m.low <= w.high and w.low <= m.high
 
 
 def recommended(result: OPEResult, policy: str) -> dict[str, Any]:

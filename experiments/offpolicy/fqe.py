@@ -18,9 +18,15 @@ backwards through each journey:
 
 (``G = y`` on a journey's last row). So the return runs on along the logged journey as
 long as the logger agrees with ``pi``, and where it does not it is cut by the model's own
-``V``: no importance weight enters the regression. The first fit uses ``V = 0``; each
-refit replaces the model. A journey that agrees with ``pi`` throughout needs one fit, and
-each disagreement one more: :attr:`ValueModelSettings.iterations` bounds them.
+``V``: no importance weight enters the regression. The first fit uses ``V = 0``. A
+journey that agrees with ``pi`` throughout needs one fit, and each disagreement one more:
+:attr:`ValueModelSettings.iterations` bounds them. A later iteration's targets differ
+from the previous ones only where a return is cut, so it does not start again: it
+continues the boosting from the previous model: a further regressor of
+:attr:`ValueModelSettings.refit_iter` trees fits what is left of the new targets, and
+the model is the sum (squared-error boosting is additive, so this is the boosting
+continued) — about 2.5 times fewer trees than refitting from scratch, and each row's
+prediction updated by the new trees only.
 
 **Cross-fitting.** The journeys are split at random into ``folds``; the model that
 predicts a journey's rows was fitted on the other folds only. Then the doubly robust
@@ -60,7 +66,8 @@ class ValueModelSettings:
         iterations: fitted-Q iterations (tree-backup targets; see the module docstring).
         folds: cross-fitting folds over journeys (>= 2).
         max_fit_rows: rows a fit uses at most (whole journeys drawn at random).
-        max_iter: boosting iterations of each regressor.
+        max_iter: boosting iterations of the first fitted-Q iteration's regressor.
+        refit_iter: boosting iterations each later fitted-Q iteration adds to it.
         max_leaf_nodes: leaves per tree.
         learning_rate: boosting learning rate.
         min_journeys: below this many journeys no value model is fitted (the doubly
@@ -73,6 +80,7 @@ class ValueModelSettings:
     folds: int = 2
     max_fit_rows: int = 200_000
     max_iter: int = 60
+    refit_iter: int = 15
     max_leaf_nodes: int = 31
     learning_rate: float = 0.15
     min_journeys: int = 100
@@ -84,13 +92,16 @@ class ValueModelSettings:
             self.iterations < 1
             or self.folds < 2
             or self.max_fit_rows < 1
+            or self.max_iter < 1
+            or self.refit_iter < 1
             or self.repeats < 1
             or self.threads < 1
         ):
             raise ValueError(
-                "value model: iterations >= 1, folds >= 2, max_fit_rows >= 1, repeats >= 1 and "
-                f"threads >= 1 are needed, got {self.iterations}, {self.folds}, "
-                f"{self.max_fit_rows}, {self.repeats}, {self.threads}"
+                "value model: iterations >= 1, folds >= 2, max_fit_rows >= 1, max_iter >= 1, "
+                "refit_iter >= 1, repeats >= 1 and threads >= 1 are needed, got "
+                f"{self.iterations}, {self.folds}, {self.max_fit_rows}, {self.max_iter}, "
+                f"{self.refit_iter}, {self.repeats}, {self.threads}"
             )
 
 
@@ -177,9 +188,11 @@ def mean_values(fits: list[ValueEstimates]) -> ValueEstimates:
     )
 
 
-def _regressor(settings: ValueModelSettings, seed: int) -> HistGradientBoostingRegressor:
+def _regressor(
+    max_iter: int, settings: ValueModelSettings, seed: int
+) -> HistGradientBoostingRegressor:
     return HistGradientBoostingRegressor(
-        max_iter=settings.max_iter,
+        max_iter=max_iter,
         max_leaf_nodes=settings.max_leaf_nodes,
         learning_rate=settings.learning_rate,
         early_stopping=False,
@@ -214,16 +227,19 @@ def _fit_values(
         train = fit_rows(journeys, fold_of != fold, settings.max_fit_rows, rng)
         held = np.flatnonzero(row_fold == fold)
         agree = agree_all[train]
-        model: HistGradientBoostingRegressor | None = None
+        models: list[HistGradientBoostingRegressor] = []
         v_train = np.zeros(len(train))
-        for i in range(iterations):
+        x_fit = x[train][agree]
+        for i in range(iterations if agree.any() else 0):
             y = tree_backup_returns(journeys, train, signal, v_train, agree)
-            if not agree.any():
-                break
-            model = _regressor(settings, seed + fold * 1000 + i)
-            model.fit(x[train][agree], y[agree])
-            v_train = _predict(model, x[train])
-        v_out[held] = _predict(model, x[held])
+            trees = settings.max_iter if i == 0 else settings.refit_iter
+            model = _regressor(trees, settings, seed + fold * 1000 + i)
+            # from the second iteration on, the new trees fit what the model leaves of
+            # the new targets (see the module docstring)
+            model.fit(x_fit, y[agree] - v_train[agree])
+            models.append(model)
+            v_train = v_train + _predict(model, x[train])
+        v_out[held] = sum((_predict(m, x[held]) for m in models), np.zeros(len(held)))
         ok = agree_all[held]
         y_held = tree_backup_returns(journeys, held, signal, v_out[held], ok)[ok]
         resid += float(((y_held - v_out[held][ok]) ** 2).sum())
