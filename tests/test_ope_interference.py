@@ -129,7 +129,9 @@ def test_without_shared_state_the_correction_is_zero_and_nothing_is_shown(tmp_pa
     assert shared_state(scenario) == ()
     assert shared_state(envs.load_scenario("black_friday")) == (BUDGET, LEARNING, DESK)
     email, rules = (build_policy(p, scenario) for p in ("always_recovery_email", "merchant_rules"))
-    measured = measure_interference(scenario, email, rules, EPSILON, n_shoppers=2000, replicates=3)
+    measured = measure_interference(
+        scenario, email, rules, EPSILON, InterferenceSettings(n_shoppers=2000, replicates=3)
+    )
     fix = measured.correction
     assert fix.low is not None and fix.high is not None and fix.low <= 0.0 <= fix.high
     assert fix.estimate == 0.0  # the same shoppers meet the same fate: exactly
@@ -150,7 +152,7 @@ def measured(black_friday: Scenario) -> Interference:
     email = build_policy("always_recovery_email", black_friday)
     rules = build_policy("merchant_rules", black_friday)
     return measure_interference(
-        black_friday, email, rules, EPSILON, n_shoppers=20_000, replicates=4, seed=0
+        black_friday, email, rules, EPSILON, InterferenceSettings(n_shoppers=20_000, replicates=4)
     )
 
 

@@ -268,13 +268,7 @@ def measure_interference(
     policy: Policy,
     logger_policy: Policy,
     exploration: Exploration,
-    *,
-    n_shoppers: int = 20_000,
-    replicates: int = 8,
-    seed: int = 0,
-    share: float = 0.1,
-    confidence: float = 0.95,
-    attribute: bool = True,
+    settings: InterferenceSettings | None = None,
 ) -> Interference:
     """How much more (or less) ``policy`` earns alone on ``scenario`` than among the
     shoppers of ``logger_policy`` exploring with ``exploration``; see the module
@@ -284,7 +278,9 @@ def measure_interference(
     Raises:
         ValueError: bad sizes, a share outside (0, 1), a privileged policy.
     """
-    settings = InterferenceSettings(share, n_shoppers, replicates, seed, confidence, attribute)
+    settings = settings or InterferenceSettings()
+    n_shoppers, replicates, seed = settings.n_shoppers, settings.replicates, settings.seed
+    share, confidence = settings.share, settings.confidence
     run_seeds = seeds(seed, replicates)
     args = (policy, logger_policy, exploration, n_shoppers, share, run_seeds)
     full = _paired(scenario, *args)

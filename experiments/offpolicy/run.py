@@ -164,18 +164,7 @@ class _Plan:
                 f"among {self.logger.name}'s shoppers ({s.replicates} x {s.n_shoppers:,} "
                 "shoppers)"
             )
-            measured = measure_interference(
-                self.scenario,
-                policy,
-                self.logger,
-                self.exploration,
-                n_shoppers=s.n_shoppers,
-                replicates=s.replicates,
-                seed=s.seed,
-                share=s.share,
-                confidence=s.confidence,
-                attribute=s.attribute,
-            )
+            measured = measure_interference(self.scenario, policy, self.logger, self.exploration, s)
             summary = summarise(result.results[policy.name], measured)
             if summary is not None:
                 out[policy.name] = summary
