@@ -77,6 +77,7 @@ def settings_from_config(cfg: DictConfig) -> OPESettings:
             iterations=int(vm.iterations),
             folds=int(vm.folds),
             max_iter=int(vm.max_iter),
+            refit_iter=int(vm.get("refit_iter", 15)),
             max_fit_rows=int(vm.max_fit_rows),
             repeats=int(vm.repeats),
         )

@@ -393,6 +393,21 @@ def test_the_apps_end_to_end(tmp_path: Path) -> None:
     assert "Off-policy estimates" in done.stdout and "Diagnostics" in done.stdout
 
 
+def test_the_value_model_settings_come_from_the_config() -> None:
+    from omegaconf import OmegaConf
+
+    from experiments.ope import settings_from_config
+
+    cfg = OmegaConf.load(REPO / "conf" / "ope.yaml")
+    vm = settings_from_config(cfg).value_model
+    assert vm is not None and (vm.max_iter, vm.refit_iter) == (60, 15)
+    cfg.value_model.refit_iter = 30
+    assert settings_from_config(cfg).value_model.refit_iter == 30  # type: ignore[union-attr]
+    cfg.value_model.refit_iter = 0
+    with pytest.raises(ValueError, match="refit_iter"):
+        settings_from_config(cfg)
+
+
 def test_the_ope_app_reads_a_csv_with_the_scenario_and_refuses_bad_input(tmp_path: Path) -> None:
     scenario = envs.load_scenario("default")
     (rules,) = build_policies(["merchant_rules"], scenario)

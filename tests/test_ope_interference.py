@@ -200,13 +200,33 @@ def _result(profit: Estimate, block: BudgetSummary | None) -> PolicyEstimates:
     return PolicyEstimates({"wdr": {PROFIT_KEY: profit}}, rec, diag, {}, Trust.TRUSTED, (), block)
 
 
-def test_the_correction_applies_to_the_logged_eligibility_figure(measured: Interference) -> None:
+@pytest.mark.parametrize("spend, point", [(550.0, "own"), (650.0, "logged")])
+def test_a_spanned_verdict_corrects_both_figures_and_holds_both(
+    measured: Interference, spend: float, point: str
+) -> None:
     own, logged = Estimate(5000.0, 4800.0, 5200.0), Estimate(4500.0, 4300.0, 4700.0)
-    spanned = BudgetSummary(SPANNED, 600.0, None, "uncertain", 0.05, own, logged)
-    s = summarise(_result(Estimate(5000.0, 4300.0, 5200.0), spanned), measured)
+    spent = Estimate(spend, 450.0, 750.0)  # across the allowance of 600
+    spanned = BudgetSummary(SPANNED, 600.0, spent, "uncertain", 0.05, own, logged)
+    figure = own if point == "own" else logged
+    s = summarise(_result(Estimate(figure.estimate, 4300.0, 5200.0), spanned), measured)
+    assert s is not None and s.basis == SPANNED
+    on_own = corrected(own, measured.without[BUDGET])
+    on_logged = corrected(logged, measured.correction)
+    first = on_own if point == "own" else on_logged
+    assert s.applied == (measured.without[BUDGET] if point == "own" else measured.correction)
+    assert s.corrected.estimate == first.estimate
+    assert s.corrected.low == min(on_own.low, on_logged.low)  # type: ignore[type-var]
+    assert s.corrected.high == max(on_own.high, on_logged.high)  # type: ignore[type-var]
+
+
+def test_the_correction_applies_to_the_logged_eligibility_figure(measured: Interference) -> None:
+    logged = Estimate(4500.0, 4300.0, 4700.0)
+    s = summarise(_result(logged, None), measured)
     assert s is not None and s.basis == "logged eligibility" and s.plain == logged
     assert s.applied == measured.correction
+    assert s.corrected == corrected(logged, measured.correction)
     # under its own budget, the budget's part is the log's: the rest is applied
+    own = Estimate(5000.0, 4800.0, 5200.0)
     s = summarise(_result(own, BudgetSummary(OWN, 600.0, None, "fits", 0.05)), measured)
     assert s is not None and s.basis == "own budget" and s.applied == measured.without[BUDGET]
     assert summarise(_result(Estimate(None, None, None), None), measured) is not None

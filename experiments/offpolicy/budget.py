@@ -96,7 +96,8 @@ def judge(allowance: float | None, spend: Estimate | None) -> Judgement:
     return Judgement(allowance, spend, UNCERTAIN, likely)
 
 
-def _stretch(a: Estimate, b: Estimate | None) -> Estimate:
+def stretch(a: Estimate, b: Estimate | None) -> Estimate:
+    """``a`` with its interval stretched to hold ``b``'s (the estimate stays ``a``'s)."""
     if b is None or a.low is None or b.low is None or a.high is None or b.high is None:
         return a
     return replace(a, low=min(a.low, b.low), high=max(a.high, b.high))
@@ -106,11 +107,11 @@ def span(first: PolicyEstimates, second: PolicyEstimates) -> PolicyEstimates:
     """``first``'s result with every interval stretched to hold ``second``'s too (the
     estimates stay ``first``'s): for an answer the log cannot settle between the two."""
     estimators = {
-        name: {k: _stretch(v, second.estimators.get(name, {}).get(k)) for k, v in outputs.items()}
+        name: {k: stretch(v, second.estimators.get(name, {}).get(k)) for k, v in outputs.items()}
         for name, outputs in first.estimators.items()
     }
     rec = first.recommended
-    outputs = {k: _stretch(v, second.recommended.outputs.get(k)) for k, v in rec.outputs.items()}
+    outputs = {k: stretch(v, second.recommended.outputs.get(k)) for k, v in rec.outputs.items()}
     return replace(first, estimators=estimators, recommended=replace(rec, outputs=outputs))
 
 

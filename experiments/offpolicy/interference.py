@@ -38,13 +38,14 @@ says it in words: ``the campaign budget: +310 of +360``.
 
 **The corrected figure** (:func:`summarise`): the reweighting's profit on the *logged
 eligibility* plus the correction (:func:`corrected`), its interval the two half-widths
-in quadrature on each side. The logged-eligibility figure is the one whose shoppers lived
-in the logger's shared state throughout: the recommended estimate of a policy evaluated on
-it, or, when the budget's verdict spanned both evaluations, the logged-eligibility figure
-its budget block keeps. A policy evaluated **under its own budget**
+in quadrature on each side; the logged-eligibility figure is the one whose shoppers lived
+in the logger's shared state throughout. A policy evaluated **under its own budget**
 (:mod:`experiments.offpolicy.budget`) already has the budget's part answered by the log:
 its figure is corrected by the correction measured with the budget switched off (the
-other components' part; 0 when the budget is the only one).
+other components' part; 0 when the budget is the only one). When the budget's verdict
+**spans both** evaluations, each is corrected so (the own-budget figure by the part
+without the budget, the logged-eligibility one by the whole), the point is the corrected
+figure of the evaluation the spend estimate points to, and the interval holds both.
 
 Both figures are shown, marked for what they assume: the plain one
 (:data:`PLAIN_ASSUMES`) that shoppers do not affect one another, the corrected one that
@@ -71,6 +72,7 @@ from experiments.evaluation.formatting import interval_text
 from experiments.offpolicy import budget
 from experiments.offpolicy.result import (
     PROFIT_KEY,
+    BudgetSummary,
     Estimate,
     Interference,
     InterferenceSummary,
@@ -97,7 +99,6 @@ COMPONENTS = {
 """The shared-state components, keyed as the JSON keys them, with their names in words."""
 
 UNBOUNDED_DESK = 1000.0  # agents per 1,000 shoppers: one each, never full
-LOGGED, OWN = "logged eligibility", "own budget"
 PLAIN_ASSUMES = "shoppers do not affect one another"
 ARM_STREAM = 0xA4D  # spawn key of a replicate's arm generator beside its seed
 
@@ -372,14 +373,31 @@ def cause(measured: Interference) -> str:
 
 def plain_figure(result: PolicyEstimates) -> tuple[str, Estimate] | None:
     """The reweighting's profit per 1,000 journeys the correction applies to, and its
-    basis (``logged eligibility`` or ``own budget``); None: no profit estimate."""
-    block = result.budget
-    if block is not None and block.logged_eligibility_profit_per_1000 is not None:
-        return LOGGED, block.logged_eligibility_profit_per_1000
+    basis (``logged eligibility``, ``own budget`` or ``both, spanned``); None: no profit
+    estimate."""
     figure = result.recommended.outputs.get(PROFIT_KEY)
     if figure is None:
         return None
-    return (OWN if block is not None and block.evaluated_under == budget.OWN else LOGGED), figure
+    block = result.budget
+    if block is not None and block.evaluated_under in (budget.OWN, budget.SPANNED):
+        return block.evaluated_under, figure
+    return budget.LOGGED, figure
+
+
+def _spanned(block: BudgetSummary, measured: Interference) -> tuple[Estimate, Estimate] | None:
+    """For a budget verdict that spans both evaluations: the correction applied to the
+    point (the budget-off one where the spend estimate fits the allowance, the whole one
+    where it does not) and the corrected figure, its interval stretched over both
+    corrected evaluations. None: the block lacks either figure."""
+    own, logged = block.own_budget_profit_per_1000, block.logged_eligibility_profit_per_1000
+    if own is None or logged is None:
+        return None
+    without = measured.without.get(BUDGET, Estimate(0.0, 0.0, 0.0))
+    on_own, on_logged = corrected(own, without), corrected(logged, measured.correction)
+    fits = budget.judge(block.allowance_per_1000, block.spend_per_1000).likely_fits
+    if fits is False:
+        return measured.correction, budget.stretch(on_logged, on_own)
+    return without, budget.stretch(on_own, on_logged)
 
 
 def summarise(result: PolicyEstimates, measured: Interference) -> InterferenceSummary | None:
@@ -392,17 +410,27 @@ def summarise(result: PolicyEstimates, measured: Interference) -> InterferenceSu
     basis, figure = plain
     applied = measured.correction
     words = cause(measured)
-    if basis == OWN:
+    if basis == budget.OWN:
         applied = measured.without.get(BUDGET, Estimate(0.0, 0.0, 0.0))
         words += (
             "; evaluated under its own budget, the budget's part is the log's to answer: "
             f"the rest, {_signed(applied)}, is applied"
         )
+    result_figure = corrected(figure, applied)
+    if basis == budget.SPANNED and result.budget is not None:
+        both = _spanned(result.budget, measured)
+        if both is not None:
+            applied, result_figure = both
+            words += (
+                "; the log cannot tell whether its own budget would have rationed it: the "
+                "figure under its own budget is corrected by the part without the budget, "
+                "the one on the logged eligibility by the whole, and the interval holds both"
+            )
     return InterferenceSummary(
         measured=measured,
         basis=basis,
         plain=figure,
         applied=applied,
-        corrected=corrected(figure, applied),
+        corrected=result_figure,
         cause=words,
     )
