@@ -183,9 +183,14 @@ def test_the_wide_preset_joins_what_differs_between_shops(shop) -> None:  # type
         "segments[*].return_decay",
     ):
         assert name in wide
-    # valuation and hesitation levels ride on the appeal: fitting both would be a ridge
+    # the common level rides on the appeal: every segment's but the first moves apart
+    first, *others = shop.segments
+    assert [f"segments[{g.name}].hesitation" for g in others] == [
+        n for n in wide if n.endswith("].hesitation")
+    ]
+    assert f"segments[{first.name}].hesitation" not in wide
     assert "segments[*].valuation" not in wide and "segments[*].hesitation" not in wide
-    assert len(wide) == 3 + 4 + 2 + 5 + len(shop.segments) - 1
+    assert len(wide) == 3 + 2 * (len(shop.segments) - 1) + 4 + 2 + 5
 
 
 def _summary(within: float, rms: float, converged: bool = True, left: tuple = ()) -> dict:

@@ -8,7 +8,10 @@ A parameter name says which field of the scenario it sets, by the scenario's own
 - ``segments[bargain_hunter].price_sensitivity`` (one segment's field) and
   ``products[home].weight`` (one product's);
 - ``segments[*].price_sensitivity``: a **factor** on that field of every segment (1 at
-  the start), which keeps the segments' differences and moves them together;
+  the start), which keeps the segments' differences and moves them together; from
+  1 / :data:`FACTOR_RANGE` up to the factor that takes the smallest segment's value to the
+  field's upper bound (at most :data:`FACTOR_RANGE`), so that a shop whose shoppers care
+  ten times more about a gift than the start's can be reached;
 - ``segments[*].help_value``: a **shift** added to that field of every segment (0 at the
   start), for the fields in logits that may be 0 or change sign (:data:`SHIFTED`).
 
@@ -25,16 +28,22 @@ A preset names a set of parameters (:data:`PRESETS`):
   abandonment, and by harassment exits and the live agent's take-up (offer log);
 - ``returns``: factors on return probability and its decay per visit; pinned by the
   return rate of journeys whose first visit did not buy (visits linked);
-- ``wide``: all five, what differs between shops (:data:`WIDE`);
+- ``levels``: each segment's hesitation but the first's, in logits: where each segment's
+  appeal sits, relative to the first's, which the ``appeal`` offsets carry; pinned by
+  conversion per cart band, stage and exit intent, and take-up per concession kind, which
+  weigh the segments by their sensitivities;
+- ``wide``: all six, what differs between shops (:data:`WIDE`);
 - ``funnel``: advance and buy biases, hazard and return factors; ``cart_mix``: each
   product's weight but the first (the share of visits per cart band).
 
-A segment's valuation and hesitation *levels* are not in any preset: they enter the
-shopper's decision only through the same logit as the appeal offsets (a shop whose
-shoppers value its products more shows a higher appeal), so the ``appeal`` preset carries
-them, and fitting both would leave a flat ridge. Their spread, the shoppers'
-heterogeneity, is ``behaviour``'s valuation-spread factor (the valuation's spread is the
-larger part of it). Each parameter has bounds and a scale (the step of a plausible
+A segment's valuation and hesitation enter the shopper's decision through the same logit
+as the appeal offsets (a shop whose shoppers value its products more shows a higher
+appeal): the *common* level is the ``appeal`` preset's, and fitting every segment's level
+as well would leave a flat ridge, so ``levels`` moves each segment's hesitation but the
+first's (the first is the reference, as for the shares), and no preset moves valuation
+levels (the same logit again). The shoppers' heterogeneity within a segment is
+``behaviour``'s valuation-spread factor (the valuation's spread is the larger part of
+it). Each parameter has bounds and a scale (the step of a plausible
 change), from :data:`FIELD_BOUNDS`. Setting a value rebuilds the scenario with
 ``dataclasses.replace``, so the scenario's own validation runs on every trial. An
 unknown name raises :class:`ParameterError` listing what exists.
@@ -56,7 +65,8 @@ from envs.scenario import Scenario
 Array = NDArray[np.float64]
 
 ALL = "*"
-FACTOR_BOUNDS = (0.2, 3.0, 0.3)
+FACTOR_RANGE = 10.0  # a factor moves every segment's value at most this many times up or down
+FACTOR_SCALE = 0.3
 SHIFT_BOUNDS = (-3.0, 3.0, 0.5)
 #: segment fields in logits that a ``segments[*]`` parameter shifts instead of scaling
 SHIFTED = ("hesitation", "help_value")
@@ -154,6 +164,14 @@ def _bounds(field: str, where: str) -> tuple[float, float, float]:
     return FIELD_BOUNDS[field]
 
 
+def _factor_top(scenario: Scenario, field: str, high: float) -> float:
+    """The largest factor on ``field``: the one that takes the smallest positive segment
+    value to the field's upper bound (so every segment can reach the whole range a shop
+    may show), at most :data:`FACTOR_RANGE`."""
+    positive = [v for v in (float(getattr(g, field)) for g in scenario.segments) if v > 0.0]
+    return min(FACTOR_RANGE, high / min(positive)) if positive else FACTOR_RANGE
+
+
 def parameter(name: str, scenario: Scenario) -> Parameter:
     """The parameter called ``name`` for ``scenario`` (see the module docstring)."""
     item = _ITEM.match(name)
@@ -184,7 +202,10 @@ def parameter(name: str, scenario: Scenario) -> Parameter:
 
             if shifted:
                 return Parameter(name, *SHIFT_BOUNDS, False, lambda s: 0.0, put_all, shift=True)
-            return Parameter(name, *FACTOR_BOUNDS, True, lambda s: 1.0, put_all)
+            top = _factor_top(scenario, field, high)
+            return Parameter(
+                name, 1.0 / FACTOR_RANGE, top, FACTOR_SCALE, True, lambda s: 1.0, put_all
+            )
         if key not in names:
             raise ParameterError(f"{name}: no {group[:-1]} {key!r}; {group}: {names} (or '*')")
         index = names.index(key)
@@ -261,9 +282,11 @@ PRESETS: dict[str, Callable[[Scenario], list[str]]] = {
         "segments[*].help_value",
     ],
     "returns": lambda s: ["segments[*].return_probability", "segments[*].return_decay"],
+    # the first segment's level is the appeal offsets': the others move relative to it
+    "levels": lambda s: [f"segments[{g.name}].hesitation" for g in s.segments[1:]],
 }
 #: the presets ``wide`` joins: what differs between shops (see the module docstring)
-WIDE: tuple[str, ...] = ("appeal", "behaviour", "returns", "sensitivities", "shares")
+WIDE: tuple[str, ...] = ("appeal", "levels", "behaviour", "returns", "sensitivities", "shares")
 PRESETS["wide"] = lambda s: [name for preset in WIDE for name in PRESETS[preset](s)]
 
 
