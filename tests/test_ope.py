@@ -448,10 +448,13 @@ def test_every_bad_input_is_one_of_the_errors_the_app_ends_with_status_2(tmp_pat
             evaluate_logs(path, policies, settings=FAST, tracking_uri=uri).to_json()
 
 
-def test_the_benchmark_runs_on_a_tiny_case(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("scenario", ["default", "default+isolated"])
+def test_the_benchmark_runs_on_a_tiny_case(
+    capsys: pytest.CaptureFixture[str], scenario: str
+) -> None:
     from experiments.benchmarks.ope import main as bench_main
 
-    argv = ["--scenarios", "default", "--policies", "never", "--draws", "3", "--workers", "1"]
+    argv = ["--scenarios", scenario, "--policies", "never", "--draws", "3", "--workers", "1"]
     argv += ["--journeys", "300", "--truth-shoppers", "3000", "--loggers", "epsilon:0.1"]
     argv += ["--rule-shoppers", "500", "--resamples", "50"]
     assert bench_main(argv) == 0
@@ -459,8 +462,13 @@ def test_the_benchmark_runs_on_a_tiny_case(capsys: pytest.CaptureFixture[str]) -
     (key,) = out["cells"]  # no agent trained, one logger
     never = out["cells"][key]
     assert never["policy"] == "never" and never["logs"] == 3
-    assert never["shared_state"]  # default's shoppers learn to wait: a correction is measured
-    assert never["corrected"] is not None
+    if scenario == "default":  # its shoppers learn to wait: a correction is measured
+        assert never["shared_state"] and never["corrected"] is not None
+    else:  # switched off: the cell is one the coverage target is about
+        assert not never["shared_state"] and never.get("corrected") is None
+        assert out["targets"]["coverage_without_shared_state"] == (
+            never["recommended"]["coverage"] >= 0.9
+        )
     assert set(never["estimators"]) >= {"pdis", "wpdis", "dr", "wdr", "mdr"}
     assert never["recommended"]["coverage"] in (0.0, 1 / 3, 2 / 3, 1.0)
     assert set(out["targets"]) >= {"coverage_without_shared_state", "rmse_gain"}

@@ -24,6 +24,11 @@ exit intent or away, by default):
    the journey-weight effective sample that ``wdr`` rests on, and its RMSE against
    ``wdr``'s on the same logs; and the corrected figure's coverage where there is one.
 
+A scenario named ``<name>+isolated`` (``--scenarios default+isolated``) is that scenario
+with every shared-state component switched off (no campaign budget, shoppers who do not
+learn to wait, a desk that is never full): the cells where one shopper's treatment does
+not change another's, which the first target is about.
+
 Targets: coverage of the recommended estimate >= 90% in every cell without shared state;
 with shared state, the corrected figure's coverage >= 80%; effective journeys >= 10x and
 RMSE <= 1/2 of the ``wdr`` reference.
@@ -58,6 +63,7 @@ REFERENCE = "wdr"  # the estimator recommended before the marginalised ones
 RULE_CANDIDATES = ("always_*", "merchant_rules", "cautious_rules")
 EVALUATED = ("never", "best_rule", "agent")
 LOGGERS = ("epsilon:0.1", "epsilon:0.1@exit_intent+away")
+ISOLATED = "+isolated"  # a scenario name's suffix: its shared state switched off
 PER = 1000.0
 
 
@@ -131,15 +137,32 @@ def _single_thread() -> None:
         pass
 
 
+def bench_scenario(name: str) -> Any:
+    """The scenario ``name`` names: a shipped one, or ``<name>+isolated``, that scenario
+    with every shared-state component switched off
+    (:func:`experiments.offpolicy.interference.switched_off`), where no shopper's
+    treatment changes another's."""
+    from envs.scenario_files import load_scenario
+    from experiments.offpolicy.interference import shared_state, switched_off
+
+    base, isolated, rest = name.partition(ISOLATED)
+    if rest:
+        raise ValueError(f"scenario {name!r}: {ISOLATED} comes last")
+    scenario = load_scenario(base)
+    if isolated:
+        for component in shared_state(scenario):
+            scenario = switched_off(scenario, component)
+    return scenario
+
+
 def prepare(name: str, kinds: Sequence[str], args: argparse.Namespace, folder: str) -> Setup:
     """Best rule, agent (trained if asked) and truth of one scenario."""
     from agents.registry import build_policies
     from agents.rollout import run_policy
-    from envs.scenario_files import load_scenario
 
     _single_thread()
     start = time.perf_counter()
-    scenario = load_scenario(name)
+    scenario = bench_scenario(name)
     rules = build_policies(list(RULE_CANDIDATES), scenario)
     profits = {
         p.name: float(run_policy(scenario, p, args.rule_shoppers, args.truth_seed).profit.mean())
@@ -196,13 +219,12 @@ def one_log(
     from agents.logs import from_table
     from agents.logs.simulate import simulate_logs
     from agents.registry import build_policies
-    from envs.scenario_files import load_scenario
     from experiments.offpolicy import OPESettings, evaluate_offpolicy
     from experiments.offpolicy.bootstrap import BootstrapSettings
 
     _single_thread()
     start = time.perf_counter()
-    scenario = load_scenario(setup.scenario)
+    scenario = bench_scenario(setup.scenario)
     (logger,) = build_policies([args.logger], scenario)
     policies = _policies(scenario, setup, kinds)
     table = simulate_logs(scenario, logger, args.journeys, seed, Exploration.from_text(logger_text))
@@ -224,11 +246,10 @@ def one_log(
 
 def shares_state(name: str) -> bool:
     """Whether the scenario's shoppers share state a log cannot show (a campaign budget,
-    learning shoppers)."""
-    from envs.scenario_files import load_scenario
+    learning shoppers, a live-agent desk that can be full)."""
+    from experiments.offpolicy.interference import shared_state
 
-    s = load_scenario(name)
-    return s.campaign_budget_per_1000 is not None or s.strategic.strength > 0.0
+    return bool(shared_state(bench_scenario(name)))
 
 
 def interference(
@@ -238,12 +259,11 @@ def interference(
     scenario itself (what a perfectly fitted scenario would give)."""
     from agents.exploration import Exploration
     from agents.registry import build_policies
-    from envs.scenario_files import load_scenario
     from experiments.offpolicy.interference import measure_interference
 
     _single_thread()
     start = time.perf_counter()
-    scenario = load_scenario(setup.scenario)
+    scenario = bench_scenario(setup.scenario)
     (logger,) = build_policies([args.logger], scenario)
     exploration = Exploration.from_text(logger_text)
     out = {
@@ -346,7 +366,12 @@ def render(report: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="concede bench ope", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", nargs="+", default=["default", "black_friday"])
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=["default", "black_friday"],
+        help=f"shipped scenarios; <name>{ISOLATED}: its shared state switched off",
+    )
     parser.add_argument("--logger", default="merchant_rules")
     parser.add_argument(
         "--loggers",
@@ -374,6 +399,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="which of the evaluated policies to run (the agent is trained only if listed)",
     )
     args = parser.parse_args(argv)
+    for name in args.scenarios:
+        try:
+            bench_scenario(name)
+        except (OSError, ValueError, KeyError) as exc:
+            parser.error(f"--scenarios {name}: {exc}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()
     folder = tempfile.mkdtemp(prefix="concede-bench-ope-")
