@@ -169,6 +169,15 @@ def test_a_shift_adds_to_every_segment_and_a_factor_multiplies() -> None:
     assert hazard.factor and hazard.start(DEFAULT) == 1.0
 
 
+def test_a_factor_reaches_a_shop_ten_times_apart_within_the_field_bounds() -> None:
+    gift = parameter("segments[*].gift_sensitivity", DEFAULT)
+    assert (gift.low, gift.high) == (0.1, 10.0)  # 0.2-0.5 may become 2-5, the field's top
+    assert max(s.gift_sensitivity for s in gift.set(DEFAULT, 10.0).segments) == 5.0
+    comeback = parameter("segments[*].return_probability", DEFAULT)
+    smallest = min(s.return_probability for s in DEFAULT.segments)
+    assert comeback.high == pytest.approx(0.99 / smallest) and comeback.high < 10.0
+
+
 @pytest.mark.parametrize("shop", [DEFAULT, start_for(zoo(1, 4, DEFAULT)[0], DEFAULT)])
 def test_the_wide_preset_joins_what_differs_between_shops(shop) -> None:  # type: ignore[no-untyped-def]
     wide = [p.name for p in resolve("wide", shop)]
