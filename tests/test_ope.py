@@ -464,8 +464,10 @@ def test_the_benchmark_runs_on_a_tiny_case(
     assert never["policy"] == "never" and never["logs"] == 3
     if scenario == "default":  # its shoppers learn to wait: a correction is measured
         assert never["shared_state"] and never["corrected"] is not None
+        assert out["targets"]["coverage_without_shared_state"] is None  # no such cell
     else:  # switched off: the cell is one the coverage target is about
         assert not never["shared_state"] and never.get("corrected") is None
+        assert out["targets"]["corrected_coverage_with_shared_state"] is None
         assert out["targets"]["coverage_without_shared_state"] == (
             never["recommended"]["coverage"] >= 0.9
         )
