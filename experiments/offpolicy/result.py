@@ -342,12 +342,14 @@ class InterferenceSummary:
     """A policy's off-policy figure beside the figure corrected for shared state.
 
     ``plain``: the profit per 1,000 journeys the reweighting gives on ``basis`` (``logged
-    eligibility``, or ``own budget`` when the policy was evaluated under its own campaign
-    budget); it assumes shoppers do not affect one another. ``applied``: the correction
-    added to it (the measured one; on ``own budget`` the one measured with the budget
-    switched off, the own-budget evaluation having answered for the budget), and
-    ``corrected`` = ``plain`` + ``applied``, its interval the two half-widths in
-    quadrature on each side; it assumes the scenario's shared state is the shop's.
+    eligibility``, ``own budget`` when the policy was evaluated under its own campaign
+    budget, or ``both, spanned`` when the budget's verdict spanned both); it assumes
+    shoppers do not affect one another. ``applied``: the correction added to its point
+    (the measured one; on ``own budget`` the one measured with the budget switched off,
+    the own-budget evaluation having answered for the budget), and ``corrected`` =
+    ``plain`` + ``applied``, its interval the two half-widths in quadrature on each side
+    (on ``both, spanned``: each evaluation corrected its own way, the interval holding
+    both); it assumes the scenario's shared state is the shop's.
     ``cause``: in words, how large the correction is and which components carry it."""
 
     measured: Interference
