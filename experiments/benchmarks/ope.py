@@ -295,7 +295,9 @@ def _stats(truth: float, ivs: list[dict[str, Any]]) -> dict[str, float]:
 def effective_journeys(row: dict[str, Any]) -> float:
     """The effective journeys of the recommended estimate: of the marginalised weights for
     ``mis``/``wmis``/``mdr``/``wmdr``, of the journey weights otherwise."""
-    marginal = row["recommended"]["estimator"] in ("mis", "wmis", "mdr", "wmdr")
+    from experiments.offpolicy.estimators import MARGINAL
+
+    marginal = row["recommended"]["estimator"] in MARGINAL
     return float(row["marginal_ess"] if marginal and row["marginal_ess"] else row["ess"])
 
 

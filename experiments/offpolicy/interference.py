@@ -384,6 +384,12 @@ def plain_figure(result: PolicyEstimates) -> tuple[str, Estimate] | None:
     return budget.LOGGED, figure
 
 
+def _without_budget(measured: Interference) -> Estimate:
+    """The correction measured with the campaign budget switched off (0 without a
+    budget): the part a figure under the policy's own budget still lacks."""
+    return measured.without.get(BUDGET, Estimate(0.0, 0.0, 0.0))
+
+
 def _spanned(block: BudgetSummary, measured: Interference) -> tuple[Estimate, Estimate] | None:
     """For a budget verdict that spans both evaluations: the correction applied to the
     point (the budget-off one where the spend estimate fits the allowance, the whole one
@@ -392,7 +398,7 @@ def _spanned(block: BudgetSummary, measured: Interference) -> tuple[Estimate, Es
     own, logged = block.own_budget_profit_per_1000, block.logged_eligibility_profit_per_1000
     if own is None or logged is None:
         return None
-    without = measured.without.get(BUDGET, Estimate(0.0, 0.0, 0.0))
+    without = _without_budget(measured)
     on_own, on_logged = corrected(own, without), corrected(logged, measured.correction)
     fits = budget.judge(block.allowance_per_1000, block.spend_per_1000).likely_fits
     if fits is False:
@@ -411,7 +417,7 @@ def summarise(result: PolicyEstimates, measured: Interference) -> InterferenceSu
     applied = measured.correction
     words = cause(measured)
     if basis == budget.OWN:
-        applied = measured.without.get(BUDGET, Estimate(0.0, 0.0, 0.0))
+        applied = _without_budget(measured)
         words += (
             "; evaluated under its own budget, the budget's part is the log's to answer: "
             f"the rest, {_signed(applied)}, is applied"
