@@ -4,13 +4,19 @@ the parallel evaluator, honest intervals, the wider presets and the trust verdic
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from envs.scenario_files import load_scenario
-from experiments.calibration.convergence import CONTINUATIONS, GLOBAL_POINTS, converged_fit
+from experiments.calibration.convergence import (
+    CONTINUATIONS,
+    GLOBAL_POINTS,
+    confirmed,
+    converged_fit,
+)
 from experiments.calibration.intervals import FLAT_RISE, Direction, intervals
 from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import WIDE, Parameter, parameter, resolve
@@ -111,6 +117,69 @@ def test_a_fit_that_never_settles_says_so() -> None:
         done = converged_fit(Sliding(), [0.0], np.random.default_rng(0), evaluate, 1)  # type: ignore[arg-type]
     assert not done.converged
     assert len([s for s in done.stages if s["stage"] != "global"]) == CONTINUATIONS + 1
+
+
+def _trapped(problem: _Linear, radius: float = 1.9) -> Callable[[np.ndarray], np.ndarray]:
+    """``problem``'s residuals plus a part the fit cannot remove, on one set of simulated
+    shoppers whose chance dips make every point beyond ``radius`` scales from the truth
+    look lower (as the rough part does to single simulations two scales away)."""
+    rng = np.random.default_rng(11)
+    projection = problem.slope @ np.linalg.pinv(problem.slope)
+    floor = 10.0 * (np.eye(len(problem.slope)) - projection) @ rng.normal(size=len(problem.slope))
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        r = problem.residuals(x) + floor
+        return r if np.linalg.norm(np.asarray(x) - problem.truth) < radius else 0.1 * r
+
+    return residuals
+
+
+def test_a_lower_profiled_point_that_other_shoppers_do_not_confirm_is_chance() -> None:
+    problem = _problem(7)
+    trapped = _trapped(problem)
+    fresh_residuals = _trapped(problem, radius=np.inf)  # no dip on the other shoppers
+    with Evaluator(trapped) as evaluate, Evaluator(fresh_residuals) as fresh:
+        done = converged_fit(
+            problem,  # type: ignore[arg-type]
+            problem.truth,
+            np.random.default_rng(0),
+            evaluate,
+            local_only=True,
+            fresh=[fresh, fresh],
+        )
+        assert fresh.evaluations > 0
+    (round_,) = done.stages
+    assert round_["lower_profiled_points"] > 0 and round_["confirmed_lower"] == 0
+    assert done.converged and not any(d.falls for d in done.directions)
+    np.testing.assert_allclose(done.fit.x, problem.truth, atol=1e-9)
+    # without other shoppers to ask, the chance dips pass for a fit that has not finished
+    with Evaluator(trapped) as evaluate:
+        alone = converged_fit(
+            problem,  # type: ignore[arg-type]
+            problem.truth,
+            np.random.default_rng(0),
+            evaluate,
+            local_only=True,
+        )
+    assert alone.stages[0]["confirmed_lower"] > 0 and len(alone.stages) > 1
+
+
+def test_a_side_is_confirmed_only_when_it_is_lower_on_every_set_of_shoppers() -> None:
+    x, here, there = np.zeros(1), np.array([-2.0]), np.array([2.0])
+    direction = Direction(0.1, np.array([1.0]), (-10.0, -10.0), (here, there))
+
+    def on(values: dict[float, float]) -> Evaluator:
+        return Evaluator(lambda p: np.array([np.sqrt(values[float(p[0])])]))
+
+    lower_everywhere = on({0.0: 50.0, -2.0: 30.0, 2.0: 60.0})
+    lower_once = on({0.0: 50.0, -2.0: 30.0, 2.0: 40.0})
+    (checked,) = confirmed([direction], x, [lower_everywhere, lower_once])
+    # the left side is 20 lower on both sets: it keeps the higher of the two, and falls;
+    # the right side rises by 10 on one of them: it no longer falls
+    assert checked.rise == pytest.approx((-20.0, 10.0))
+    assert checked.falls and np.array_equal(checked.lowest(), here)
+    (unchecked,) = confirmed([direction], x, [])
+    assert unchecked.rise == direction.rise
 
 
 def _square(x: np.ndarray) -> np.ndarray:

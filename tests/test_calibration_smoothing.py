@@ -10,7 +10,13 @@ import pytest
 from experiments.calibration.objective import LeastSquares
 from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter
-from experiments.calibration.smoothing import DESIGN_POINTS, regression, smoothed_fit
+from experiments.calibration.smoothing import (
+    DESIGN_POINTS,
+    design,
+    design_size,
+    regression,
+    smoothed_fit,
+)
 
 
 def _param(name: str, low: float = -5.0, high: float = 5.0, scale: float = 1.0) -> Parameter:
@@ -90,3 +96,42 @@ def test_the_smoothed_fit_is_reproducible_from_its_generator() -> None:
     one, _ = smoothed_fit(params, Evaluator(residuals), start, np.random.default_rng(8))
     two, _ = smoothed_fit(params, Evaluator(residuals), start, np.random.default_rng(8))
     np.testing.assert_array_equal(one.x, two.x)
+
+
+def test_a_fit_at_the_trend_minimum_settles_without_a_step() -> None:
+    _, smooth_min, residuals = _rough_problem(6)
+    params = [_param("a"), _param("b")]
+    start = LeastSquares(smooth_min, residuals(smooth_min), np.zeros((40, 2)), 0, "")
+    fit, settled = smoothed_fit(params, Evaluator(residuals), start, np.random.default_rng(1))
+    # the linear model promises less than SETTLE_FALL: one design, no step, no second one
+    assert settled and "0 Gauss-Newton steps" in fit.message
+    assert fit.evaluations == design_size(2) + 1
+    np.testing.assert_array_equal(fit.x, smooth_min)
+
+
+def test_a_step_that_makes_the_smoothed_fit_worse_is_taken_back() -> None:
+    # a linear trend whose far side (beyond 1.5) is a cliff the first regression cannot see
+    params = [_param("a")]
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        base = np.array([x[0] - 3.0, 0.5 * (x[0] - 3.0)])
+        return base if x[0] < 1.5 else base + 40.0
+
+    start = LeastSquares(np.zeros(1), residuals(np.zeros(1)), np.zeros((2, 1)), 0, "")
+    fit, _ = smoothed_fit(params, Evaluator(residuals), start, np.random.default_rng(2))
+    assert "taken back" in fit.message
+    assert fit.x[0] < 1.5 and float(np.sum(fit.residuals**2)) < float(
+        np.sum(residuals(start.x) ** 2)
+    )
+
+
+@pytest.mark.parametrize(
+    ("n_params", "points"), [(1, 32), (3, 32), (15, 32), (16, 64), (22, 64), (40, 128)]
+)
+def test_the_design_holds_at_least_twice_the_regressions_coefficients(
+    n_params: int, points: int
+) -> None:
+    assert design_size(n_params) == points >= min(DESIGN_POINTS, 2 * (n_params + 1))
+    centre = np.zeros(n_params)
+    params = [_param(f"p{i}") for i in range(n_params)]
+    assert design(params, centre, np.random.default_rng(0)).shape == (points + 1, n_params)

@@ -19,6 +19,9 @@ factor, 0.1 of a share), the fit is moved :data:`PROFILE_SCALES` scales each way
 objective simulated there. A direction on which the sum of squared residuals is *lower*
 by more than :data:`FLAT_RISE` on one side *falls*: the fit has not reached the minimum,
 and the fit continues from there (:mod:`.convergence`) before anything is called flat.
+(Such a side is measured again on other simulated shoppers and keeps the highest of
+those rises, :func:`.convergence.confirmed`: on one set, the rough part alone often makes
+a point two scales away lower.)
 A direction on which it changes by less than :data:`FLAT_RISE` (the 95% point of
 chi-square with 1 degree of freedom) on one side is *flat*: the data cannot tell apart
 values :data:`PROFILE_SCALES` scales apart along it. Every parameter with a loading of at

@@ -39,7 +39,12 @@ from typing import Any
 import numpy as np
 
 from envs.scenario import Scenario
-from experiments.calibration.convergence import COARSE, Converged, converged_fit
+from experiments.calibration.convergence import (
+    COARSE,
+    CONFIRM_SEEDS,
+    Converged,
+    converged_fit,
+)
 from experiments.calibration.holdout import Comparison, compare, summary
 from experiments.calibration.intervals import (
     Interval,
@@ -60,6 +65,8 @@ from experiments.calibration.targets import holdout_mask
 from experiments.calibration.trust import Verdict, verdict
 
 CHECK_SEED_OFFSET = 7  # the comparison runs on other simulated shoppers than the fit
+# a lower profiled point is confirmed on others still (sessions on one seed, logs on the next)
+CONFIRM_SEED_OFFSET = 101
 GLOBAL_STREAM = 1  # the global stage's generator: seeded apart from the fit's own
 
 
@@ -159,11 +166,27 @@ def _fit_once(
             coarse.append(stack.enter_context(Evaluator(rough.residuals, workers)))
             return rough, coarse[-1]
 
+        fresh = [
+            stack.enter_context(Evaluator(other.residuals, workers))
+            for other in confirming(obj, simulator)
+        ]
         done = converged_fit(
-            obj, x0, rng, evaluate, max_evaluations, global_rng, coarse_objective, local_only
+            obj,
+            x0,
+            rng,
+            evaluate,
+            max_evaluations,
+            global_rng,
+            coarse_objective,
+            local_only,
+            fresh,
         )
         # a coarse simulation costs a fraction of a full one: counted as that fraction
-        evaluations = evaluate.evaluations + sum(c.evaluations for c in coarse) // COARSE
+        evaluations = (
+            evaluate.evaluations
+            + sum(f.evaluations for f in fresh)
+            + sum(c.evaluations for c in coarse) // COARSE
+        )
     ls = done.fit
     sim = obj.table(ls.x)
     deltas = bootstrap_deltas(data_targets, sim, obj.names, obj.used, rng, replicates)
@@ -172,6 +195,21 @@ def _fit_once(
     found = intervals(params, starts, ls.x, ls.jacobian, draws, done.directions)
     done.fit = dataclasses.replace(ls, evaluations=int(evaluations))
     return done, found, obj, draws
+
+
+def confirming(obj: Objective, simulator: Simulator) -> list[Objective]:
+    """``obj`` on :data:`.convergence.CONFIRM_SEEDS` other sets of simulated shoppers (the
+    same observed targets and weights), that confirm a lower profiled point."""
+    return [
+        dataclasses.replace(
+            obj,
+            simulator=dataclasses.replace(
+                simulator, seed=simulator.seed + CONFIRM_SEED_OFFSET + 2 * k
+            ),
+            kept={},
+        )
+        for k in range(CONFIRM_SEEDS)
+    ]
 
 
 def coarse_simulator(simulator: Simulator) -> Simulator:

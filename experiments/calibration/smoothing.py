@@ -12,20 +12,31 @@ the dip, missed the truth of a recovery (the sensitivities' held it 15 times of 
 regression* of the residual vector over a design of points around the current centre,
 instead of on the residuals at single points:
 
-1. ``DESIGN_POINTS`` points of a scrambled Sobol design (scipy.stats.qmc, seeded from the
-   generator passed in) in the box ``centre +- HALF_WIDTH`` scales, clipped to the bounds,
-   and the centre itself; the residual vector at each;
+1. the points of a scrambled Sobol design (scipy.stats.qmc, seeded from the generator
+   passed in) in the box ``centre +- HALF_WIDTH`` scales, clipped to the bounds, and the
+   centre itself; the residual vector at each. :data:`DESIGN_POINTS` of them, or the
+   power of 2 at least twice the regression's coefficients when the parameters are many
+   (:func:`design_size`): with 22 parameters, 32 points leave the 23 coefficients of
+   each target's regression 10 degrees of freedom, and its slope is mostly noise;
 2. ordinary least squares of the residuals on the parameters' offsets, per target:
    ``r(x) ~ a + J (x - centre)``; the intercept ``a`` is the smoothed residual at the
    centre, ``J`` the smoothed Jacobian;
-3. the minimum of ``||a + J dx||^2`` within the bounds and a trust region of
-   ``STEP_LIMIT`` scales (scipy.optimize.lsq_linear) is the next centre.
+3. the minimum of ``||a + J dx||^2 + DAMPING ||dx / scale||^2`` within the bounds and a
+   trust region of ``STEP_LIMIT`` scales (scipy.optimize.lsq_linear) is the next centre.
+   The damping (Levenberg-Marquardt's) keeps the step off the directions the targets
+   hardly see: there the regression's slope is mostly its noise, and an undamped step
+   goes as far as the trust region lets it, along all of them at once.
 
-It stops when the step is below ``TOLERANCE`` scales, or after ``MAX_STEPS`` steps. The
-rough part averages out over the design (it is nearly independent between points a
-fraction of a scale apart), the simulation's common noise stays and the bootstrap of the
-simulated journeys counts it (:mod:`.intervals`). The returned Jacobian is the last
-regression's, the one the intervals and the profile use.
+It *settles* when the step is below ``TOLERANCE`` scales, or when the linear model
+promises less than :data:`SETTLE_FALL` of the sum of squares for it (along a direction
+the targets hardly see, a step can be long and worth nothing: it is not taken); else it
+stops after ``MAX_STEPS`` steps. Each step is guarded: a new centre whose smoothed sum of
+squares (the regression's intercept, far less noisy than a single simulation) is worse
+than the old one's by more than :data:`REJECT_RISE` is taken back, and the next step may
+reach half as far. The rough part averages out over the design (it is nearly independent
+between points a fraction of a scale apart), the simulation's common noise stays and the
+bootstrap of the simulated journeys counts it (:mod:`.intervals`). The returned Jacobian
+is the last kept regression's, the one the intervals and the profile use.
 """
 
 from __future__ import annotations
@@ -41,19 +52,27 @@ from experiments.calibration.objective import Array, LeastSquares
 from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter, box
 
-DESIGN_POINTS = 32  # per regression: several times the parameters of any preset, a power of 2
+DESIGN_POINTS = 32  # per regression, at least (a power of 2)
 HALF_WIDTH = 1.0  # scales: wide enough to average the rough part, narrow enough to be linear
 STEP_LIMIT = 2.0  # scales: no step of the linear model reaches further than this
 TOLERANCE = 0.1  # scales: a step shorter than this ends the fit
 MAX_STEPS = 4
 REJECT_RISE = 3.84  # a guarded step raising the sum of squares by more is taken back
+SETTLE_FALL = 3.84  # a step the linear model expects to lower the sum of squares by less settles
+DAMPING = 1.0  # sum of squares a step must buy per squared scale it moves (Levenberg-Marquardt)
+
+
+def design_size(n_params: int) -> int:
+    """Points of a regression's design: :data:`DESIGN_POINTS`, or the smallest power of 2
+    at least twice the coefficients (``n_params + 1``) when that is more."""
+    return max(DESIGN_POINTS, 1 << int(np.ceil(np.log2(2 * (n_params + 1)))))
 
 
 def design(params: Sequence[Parameter], centre: Array, rng: np.random.Generator) -> Array:
-    """The centre and :data:`DESIGN_POINTS` scrambled Sobol points around it (within
+    """The centre and :func:`design_size` scrambled Sobol points around it (within
     :data:`HALF_WIDTH` scales, clipped to the bounds), ``(points, parameters)``."""
     low, high, scale = box(params)
-    unit = qmc.Sobol(len(params), scramble=True, seed=rng).random(DESIGN_POINTS)
+    unit = qmc.Sobol(len(params), scramble=True, seed=rng).random(design_size(len(params)))
     points = centre + (2.0 * unit - 1.0) * HALF_WIDTH * scale
     return np.clip(np.vstack([centre, points]), low, high)
 
@@ -72,42 +91,42 @@ def smoothed_fit(
     residuals: Evaluator,
     fit: LeastSquares,
     rng: np.random.Generator,
-    guarded: bool = False,
 ) -> tuple[LeastSquares, bool]:
-    """``fit`` moved by Gauss-Newton steps on regressions of ``residuals`` (see the module
-    docstring); its Jacobian is the last regression's, its residuals the regression's
-    intercept (the smoothed residuals at the centre). Also whether the steps settled
-    (the last one shorter than :data:`TOLERANCE`) rather than ran out.
-
-    ``guarded``: a step whose new centre is worse than the old one by more than
-    :data:`REJECT_RISE` in the sum of squares (a single simulation at each centre, the
-    design's first point) is taken back, and the next step may reach half as far. Far
-    from the minimum, with many parameters, a regression of a few dozen points can
-    point the wrong way."""
+    """``fit`` moved by guarded Gauss-Newton steps on regressions of ``residuals`` (see
+    the module docstring); its Jacobian is the last kept regression's, its residuals that
+    regression's intercept (the smoothed residuals at the centre). Also whether the steps
+    settled rather than ran out."""
     low, high, scale = box(params)
     centre = np.asarray(fit.x, dtype=np.float64)
     evaluations = fit.evaluations
     steps, settled, rejected = 0, False, 0
     limit = STEP_LIMIT
-    kept: tuple[Array, float, Array, Array] | None = None  # centre, cost, intercept, slope
+    kept: tuple[Array, Array, Array] | None = None  # centre, intercept, slope
     while True:
         points = design(params, centre, rng)
         values = np.stack(residuals.many(points))
         evaluations += len(points)
-        cost = float(np.sum(values[0] ** 2))
-        if guarded and kept is not None and cost > kept[1] + REJECT_RISE:
-            centre, cost, intercept, jacobian = kept
+        intercept, jacobian = regression(points, values, centre)
+        if kept is not None and float(np.sum(intercept**2)) > (
+            float(np.sum(kept[1] ** 2)) + REJECT_RISE
+        ):
+            centre, intercept, jacobian = kept
             limit, rejected = limit / 2.0, rejected + 1
         else:
-            intercept, jacobian = regression(points, values, centre)
-            kept = (centre, cost, intercept, jacobian)
+            kept = (centre, intercept, jacobian)
         if settled or steps == MAX_STEPS:
             break
         lower = np.maximum(low - centre, -limit * scale)
         upper = np.minimum(high - centre, limit * scale)
         # tiny slack: lsq_linear wants lower < upper where a parameter sits on a bound
-        step = lsq_linear(jacobian, -intercept, bounds=(lower, upper + 1e-12)).x
+        damped = np.vstack([jacobian, np.sqrt(DAMPING) * np.diag(1.0 / scale)])
+        target = np.concatenate([-intercept, np.zeros(len(scale))])
+        step = lsq_linear(damped, target, bounds=(lower, upper + 1e-12)).x
         step = np.clip(step, lower, upper)
+        promised = float(np.sum(intercept**2) - np.sum((intercept + jacobian @ step) ** 2))
+        if promised < SETTLE_FALL:  # not worth a step, nor the design after it
+            settled = True
+            break
         centre = np.clip(centre + step, low, high)
         steps += 1
         settled = bool(np.linalg.norm(step / scale) < TOLERANCE)
