@@ -14,6 +14,7 @@ from envs.scenario_files import load_scenario
 from experiments.calibration.convergence import (
     CONTINUATIONS,
     GLOBAL_POINTS,
+    Converged,
     confirmed,
     converged_fit,
 )
@@ -138,29 +139,27 @@ def test_a_lower_profiled_point_that_other_shoppers_do_not_confirm_is_chance() -
     problem = _problem(7)
     trapped = _trapped(problem)
     fresh_residuals = _trapped(problem, radius=np.inf)  # no dip on the other shoppers
-    with Evaluator(trapped) as evaluate, Evaluator(fresh_residuals) as fresh:
-        done = converged_fit(
-            problem,  # type: ignore[arg-type]
-            problem.truth,
-            np.random.default_rng(0),
-            evaluate,
-            local_only=True,
-            fresh=[fresh, fresh],
-        )
+
+    def fit_at_truth(others: list[Evaluator]) -> Converged:
+        with Evaluator(trapped) as evaluate:
+            return converged_fit(
+                problem,  # type: ignore[arg-type]
+                problem.truth,
+                np.random.default_rng(0),
+                evaluate,
+                local_only=True,
+                fresh=others,
+            )
+
+    with Evaluator(fresh_residuals) as fresh:
+        done = fit_at_truth([fresh, fresh])
         assert fresh.evaluations > 0
     (round_,) = done.stages
     assert round_["lower_profiled_points"] > 0 and round_["confirmed_lower"] == 0
     assert done.converged and not any(d.falls for d in done.directions)
     np.testing.assert_allclose(done.fit.x, problem.truth, atol=1e-9)
     # without other shoppers to ask, the chance dips pass for a fit that has not finished
-    with Evaluator(trapped) as evaluate:
-        alone = converged_fit(
-            problem,  # type: ignore[arg-type]
-            problem.truth,
-            np.random.default_rng(0),
-            evaluate,
-            local_only=True,
-        )
+    alone = fit_at_truth([])
     assert alone.stages[0]["confirmed_lower"] > 0 and len(alone.stages) > 1
 
 
