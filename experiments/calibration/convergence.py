@@ -30,9 +30,9 @@ cannot pin the parameters. :func:`converged_fit` therefore:
    has *converged* when no profiled point is lower on every set, and only that profile
    decides which directions are flat. A continuation that ends no lower than the best
    round so far (in the smoothed chi-square, the regression's) ends the fit there, at the
-   best round, without a profile of its own: the lower point it came from was lower by
-   the rough part of the fit's own shoppers, which the Gauss-Newton steps average out.
-   That best round's profile decides.
+   best round, without a profile of its own: from the lower point, the Gauss-Newton steps
+   found no lower fit, and another round would start from the same profile. That best
+   round's profile decides (a lower point it confirmed leaves the fit not converged).
 
 How each stage ended is kept (:attr:`Converged.stages`): the global stage's best point,
 each round's scipy status and message, whether its Gauss-Newton steps settled, the
@@ -193,8 +193,7 @@ def converged_fit(
         }
         stages.append(record)
         if last is not None and smoothed >= best:
-            # a continuation that ends no lower than the best round does not replace it,
-            # and the lower point it came from was the rough part of the fit's shoppers
+            # a continuation that ends no lower than the best round does not replace it
             record["ended"] = "no lower than an earlier round: the fit stops at the best round"
             record["evaluations"] = evaluate.evaluations - before
             break
