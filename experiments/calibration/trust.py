@@ -5,9 +5,10 @@ and a fit is only finished when the optimiser reached the objective's minimum.
 :func:`verdict` reads a finished fit (:class:`.pipeline.CalibrationResult`) and says one
 of three things:
 
-- **trust it**: the optimiser converged (no profiled point beat the fit), and at least
-  :data:`WITHIN` of the held-out targets (the fitted ones when nothing is held out) are
-  within their 95% intervals, with a root mean square z-score of at most :data:`RMS_Z`;
+- **trust it**: the optimiser converged (no profiled point beat the fit on every set of
+  simulated shoppers it was tried on), and at least :data:`WITHIN` of the held-out
+  targets (the fitted ones when nothing is held out) are within their 95% intervals,
+  with a root mean square z-score of at most :data:`RMS_Z`;
 - **use with care**: it converged and agrees with at least :data:`CARE_WITHIN` of the
   targets; the policies' forecast intervals carry the fit's uncertainty, but a target
   the scenario misses is a behaviour it does not reproduce;
@@ -68,14 +69,18 @@ def verdict(summary: dict[str, Any]) -> Verdict:
     stages = ended.get("stages", [])
     restarts = sum(1 for s in stages if str(s.get("stage", "")).startswith("continued"))
     if converged:
-        how = "the optimiser reached a minimum: no profiled point beat the fit"
+        how = (
+            "the optimiser reached a minimum: no profiled point beat the fit on every set "
+            "of simulated shoppers it tried"
+        )
         if restarts:
             how += f" (after {restarts} continuation(s) from lower points the profile found)"
         reasons.append(how)
     else:
         reasons.append(
-            "the optimiser did not converge: the profile still found lower points after "
-            "every continuation, so the fitted values are not the data's best"
+            "the optimiser did not converge: the profile found points lower than the fit "
+            "on every set of simulated shoppers it tried, and continuing from them did not "
+            "end it, so the fitted values are not the data's best"
         )
     left = summary.get("unidentified") or []
     if left:
