@@ -300,3 +300,26 @@ def test_the_trust_verdict_reads_agreement_and_convergence(summary: dict, level:
     if summary["unidentified"]:
         assert any("left at their start values" in r for r in v.reasons)
     assert v.lines()[0].endswith(level.upper())
+
+
+def test_a_continuation_that_ends_no_lower_stops_the_fit_at_the_best_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    params = (_param("a"),)
+
+    def residuals(x: np.ndarray) -> np.ndarray:  # every profiled point is lower
+        return np.array([10.0 if np.allclose(x, 0.0) else 1.0])
+
+    ends = iter([10.0, 20.0])  # the smoothed residual each round ends with
+
+    def steps(params, residuals, fit, rng):  # type: ignore[no-untyped-def]
+        end = next(ends)
+        return dataclasses.replace(fit, residuals=np.array([end]), jacobian=np.ones((1, 1))), False
+
+    monkeypatch.setattr("experiments.calibration.convergence.smoothed_fit", steps)
+    problem = dataclasses.make_dataclass("P", [("params", tuple)])(params)
+    with Evaluator(residuals) as evaluate:
+        done = converged_fit(problem, [0.0], np.random.default_rng(0), evaluate, local_only=True)  # type: ignore[arg-type]
+    first, second = done.stages
+    assert first["confirmed_lower"] > 0 and "ended" in second and "chi_square" not in second
+    assert done.fit.residuals[0] == 10.0 and not done.converged
