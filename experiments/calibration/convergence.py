@@ -38,8 +38,9 @@ How each stage ended is kept (:attr:`Converged.stages`): the global stage's best
 each round's scipy status and message, whether its Gauss-Newton steps settled, the
 chi-square at each (single and smoothed), the profiled points lower on the fit's shoppers
 and those confirmed, and whether the fit converged.
-The global stage draws from its own generator, so a fit that does not need it takes the
-same random numbers as before it existed.
+The global stage draws from its own generator (``global_rng``, or one spawned from
+``rng`` without drawing from it), so a fit that does not need it takes the same random
+numbers as before it existed.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from experiments.calibration.intervals import FLAT_RISE, Direction, profile_directions
+from experiments.calibration.intervals import Direction, profile_directions
 from experiments.calibration.objective import Array, LeastSquares, Objective, least_squares_fit
 from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import box
@@ -109,10 +110,11 @@ def confirmed(
     lower on every set of shoppers (see the module docstring)."""
     sides, points = [], [x]
     for k, d in enumerate(directions):
-        for side, (rise, point) in enumerate(zip(d.rise, d.points, strict=True)):
-            if rise <= -FLAT_RISE and point is not None:
-                sides.append((k, side))
-                points.append(point)
+        for side in d.lower_sides:
+            point = d.points[side]
+            assert point is not None, "a side against a bound has no point, and no fall"
+            sides.append((k, side))
+            points.append(point)
     if not sides or not fresh:
         return list(directions)
     costs = np.array([[_cost(r) for r in evaluate.many(points)] for evaluate in fresh])
@@ -156,7 +158,7 @@ def converged_fit(
     if rms > GLOBAL_RMS and not local_only:
         if coarse is not None:
             rough_obj, rough = coarse()
-        start, stage = global_start(rough_obj, start, rough, global_rng or np.random.default_rng())
+        start, stage = global_start(rough_obj, start, rough, global_rng or rng.spawn(1)[0])
         stage["rms_start"] = round(rms, 2)
         stage["coarse"] = coarse is not None
         stages.append(stage)
@@ -207,7 +209,7 @@ def converged_fit(
         record.update(
             {
                 "chi_square": round(centre, 2),
-                "lower_profiled_points": sum(1 for d in found for r in d.rise if r <= -FLAT_RISE),
+                "lower_profiled_points": sum(len(d.lower_sides) for d in found),
                 "confirmed_lower": len(falling),
                 "evaluations": evaluate.evaluations - before,
                 "coarse_evaluations": rough.evaluations - before_rough

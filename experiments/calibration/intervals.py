@@ -119,10 +119,16 @@ class Direction:
     points: tuple[Array | None, Array | None] = (None, None)  # None: against a bound
 
     @property
+    def lower_sides(self) -> list[int]:
+        """The sides (0 backwards, 1 forwards) where the objective is lower than at the fit
+        by more than :data:`FLAT_RISE` (a side against a bound, risen by infinity, never)."""
+        return [side for side, rise in enumerate(self.rise) if rise <= -FLAT_RISE]
+
+    @property
     def falls(self) -> bool:
         """The objective is lower by more than :data:`FLAT_RISE` on one side: the fit is
         not at a minimum along this direction (it continues from there, :mod:`.convergence`)."""
-        return min(self.rise) <= -FLAT_RISE
+        return bool(self.lower_sides)
 
     @property
     def flat(self) -> bool:
