@@ -12,8 +12,11 @@ from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter
 from experiments.calibration.smoothing import (
     DESIGN_POINTS,
+    HALF_WIDTH,
+    WIDE_PARAMS,
     design,
     design_size,
+    half_width,
     regression,
     smoothed_fit,
 )
@@ -135,3 +138,20 @@ def test_the_design_holds_at_least_twice_the_regressions_coefficients(
     centre = np.zeros(n_params)
     params = [_param(f"p{i}") for i in range(n_params)]
     assert design(params, centre, np.random.default_rng(0)).shape == (points + 1, n_params)
+
+
+@pytest.mark.parametrize("n_params", [1, WIDE_PARAMS, 12, 22, 40])
+def test_the_designs_distance_from_the_centre_stops_growing_past_wide_params(
+    n_params: int,
+) -> None:
+    params = [_param(f"p{i}") for i in range(n_params)]
+    points = design(params, np.zeros(n_params), np.random.default_rng(0))[1:]
+    reach = np.max(np.abs(points))
+    assert reach <= half_width(n_params) < reach + 0.1
+    distance = float(np.sqrt(np.mean(np.sum(points**2, axis=1))))
+    # a uniform box of half-width h in n dimensions: root mean square distance h sqrt(n / 3)
+    assert distance == pytest.approx(half_width(n_params) * np.sqrt(n_params / 3), rel=0.1)
+    if n_params <= WIDE_PARAMS:
+        assert half_width(n_params) == HALF_WIDTH
+    else:
+        assert distance == pytest.approx(HALF_WIDTH * np.sqrt(WIDE_PARAMS / 3), rel=0.1)

@@ -13,11 +13,17 @@ regression* of the residual vector over a design of points around the current ce
 instead of on the residuals at single points:
 
 1. the points of a scrambled Sobol design (scipy.stats.qmc, seeded from the generator
-   passed in) in the box ``centre +- HALF_WIDTH`` scales, clipped to the bounds, and the
+   passed in) in the box ``centre +- half_width`` scales, clipped to the bounds, and the
    centre itself; the residual vector at each. :data:`DESIGN_POINTS` of them, or the
    power of 2 at least twice the regression's coefficients when the parameters are many
    (:func:`design_size`): with 22 parameters, 32 points leave the 23 coefficients of
-   each target's regression 10 degrees of freedom, and its slope is mostly noise;
+   each target's regression 10 degrees of freedom, and its slope is mostly noise. The
+   half-width is :data:`HALF_WIDTH` up to :data:`WIDE_PARAMS` parameters and shrinks as
+   ``sqrt(WIDE_PARAMS / n)`` beyond (:func:`half_width`): the points of a box of
+   half-width ``h`` in ``n`` dimensions lie ``h sqrt(n / 3)`` scales from the centre
+   (root mean square), 2.7 scales for ``h = 1`` and 22 parameters, where the residuals
+   curve and the regression's intercept no longer matches the objective at the centre;
+   the shrunk box keeps that distance at 1.6 scales;
 2. ordinary least squares of the residuals on the parameters' offsets, per target:
    ``r(x) ~ a + J (x - centre)``; the intercept ``a`` is the smoothed residual at the
    centre, ``J`` the smoothed Jacobian;
@@ -54,6 +60,7 @@ from experiments.calibration.parameters import Parameter, box
 
 DESIGN_POINTS = 32  # per regression, at least (a power of 2)
 HALF_WIDTH = 1.0  # scales: wide enough to average the rough part, narrow enough to be linear
+WIDE_PARAMS = 8  # beyond this many parameters the design's box shrinks (see half_width)
 STEP_LIMIT = 2.0  # scales: no step of the linear model reaches further than this
 TOLERANCE = 0.1  # scales: a step shorter than this ends the fit
 MAX_STEPS = 4
@@ -68,12 +75,19 @@ def design_size(n_params: int) -> int:
     return max(DESIGN_POINTS, 1 << int(np.ceil(np.log2(2 * (n_params + 1)))))
 
 
+def half_width(n_params: int) -> float:
+    """The design box's half-width in scales: :data:`HALF_WIDTH`, times
+    ``sqrt(WIDE_PARAMS / n_params)`` beyond :data:`WIDE_PARAMS` parameters, so that the
+    points' distance from the centre stops growing with their number."""
+    return HALF_WIDTH * min(1.0, float(np.sqrt(WIDE_PARAMS / n_params)))
+
+
 def design(params: Sequence[Parameter], centre: Array, rng: np.random.Generator) -> Array:
     """The centre and :func:`design_size` scrambled Sobol points around it (within
-    :data:`HALF_WIDTH` scales, clipped to the bounds), ``(points, parameters)``."""
+    :func:`half_width` scales, clipped to the bounds), ``(points, parameters)``."""
     low, high, scale = box(params)
     unit = qmc.Sobol(len(params), scramble=True, seed=rng).random(design_size(len(params)))
-    points = centre + (2.0 * unit - 1.0) * HALF_WIDTH * scale
+    points = centre + (2.0 * unit - 1.0) * half_width(len(params)) * scale
     return np.clip(np.vstack([centre, points]), low, high)
 
 
