@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -74,7 +75,7 @@ def test_bad_coverage_arguments_are_refused(
 
 
 def test_the_zoo_benchmark_fits_an_unseen_shop_end_to_end(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     tiny = ["--shoppers", "2000", "--sessions", "1500", "--logged", "1500"]
     argv = [
@@ -107,6 +108,16 @@ def test_the_zoo_benchmark_fits_an_unseen_shop_end_to_end(
     assert shop["trust"]["level"] in {"trust it", "use with care", "do not trust it"}
     assert "zoo of 1 shops (seed 3)" in out and "held-out targets within 95%" in out
 
+    # the agents alone, on the fit rebuilt from the run's log: the same figures
+    log = tmp_path / "zoo.log"
+    log.write_text(out, encoding="utf-8")
+    assert main(["--zoo-agents-of", str(log), "--zoo-train-steps", "2048"]) == 0
+    again = capsys.readouterr().out
+    rerun = json.loads(again.strip().splitlines()[-1])
+    assert rerun["shops"][0]["agents"] == agents
+    assert rerun["totals"]["agents"] == 1
+    assert f"agents on the fits of {log}" in again
+
 
 @pytest.mark.parametrize(
     "argv",
@@ -116,3 +127,31 @@ def test_the_zoo_benchmark_refuses_bad_options(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        (None, [], "cannot read"),
+        ("", [], "is empty"),
+        ("fitting zoo_0_0 ...\n", [], "not a JSON result"),
+        ('{"benchmark": "calibrate", "cases": {}}\n', [], "not the result of a calibrate --zoo"),
+        ('{"benchmark": "calibrate --zoo", "settings": {}, "shops": []}', [], "lacks"),
+        ("", ["--zoo", "1"], "drop --zoo"),
+        ("", ["--zoo-train-steps", "0"], "above 0"),
+    ],
+)
+def test_agents_of_a_zoo_run_refuse_a_bad_log(
+    content: str | None,
+    extra: list[str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    log = tmp_path / "zoo.log"
+    if content is not None:
+        log.write_text(content, encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        main(["--zoo-agents-of", str(log), *extra])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

@@ -39,6 +39,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,13 @@ from agents.registry import build_policy
 from envs.scenario import Calibration, Scenario
 from envs.scenario_files import load_scenario
 from experiments.benchmarks.fit_policies import print_policies, trained_agent
-from experiments.benchmarks.zoo import bench_zoo, print_totals
+from experiments.benchmarks.zoo import (
+    bench_zoo,
+    bench_zoo_agents,
+    print_agent_totals,
+    print_totals,
+    zoo_run,
+)
 from experiments.calibration import FORECAST_SCENARIOS
 from experiments.calibration.objective import ShopData
 from experiments.calibration.parameters import resolve
@@ -287,6 +294,13 @@ def main(argv: list[str] | None = None) -> int:
         default=ZOO_TRAIN_STEPS,
         help="MaskablePPO steps on the fit and on the truth (0: no agents)",
     )
+    zoo.add_argument(
+        "--zoo-agents-of",
+        type=Path,
+        default=None,
+        metavar="LOG",
+        help="train and compare the agents alone, on the fits of this finished zoo run's log",
+    )
     parser.add_argument("--replicates", type=int, default=200, help="bootstrap replicates")
     parser.add_argument(
         "--workers", type=int, default=2, help="processes simulating a fit's candidates"
@@ -313,7 +327,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--zoo must be 0 or more and --zoo-first below it, got {args.zoo}")
     if args.workers < 1 or args.replicates < 2:
         parser.error("--workers must be at least 1 and --replicates at least 2")
-    if args.zoo:
+    if args.zoo_agents_of is not None:
+        if args.zoo or args.coverage or args.zoo_train_steps <= 0:
+            parser.error(
+                "--zoo-agents-of trains agents alone: drop --zoo and --coverage, "
+                "and give --zoo-train-steps above 0"
+            )
+        try:
+            run = zoo_run(args.zoo_agents_of)
+        except ValueError as exc:
+            parser.error(f"--zoo-agents-of: {exc}")
+        result = bench_zoo_agents(args, run)
+        print(f"agents on the fits of {args.zoo_agents_of}, {result['seconds']} s:")
+        print_agent_totals(result["totals"])
+    elif args.zoo:
         try:
             resolve(args.zoo_preset, load_scenario("default"))
         except (KeyError, ValueError) as exc:

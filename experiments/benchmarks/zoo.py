@@ -19,6 +19,12 @@ economics. For each shop, as a real shop would:
 4. **agents**: the agent trained on the fit against an agent trained on the *truth* (same
    budget and seed) and against the best rule, all on the true shop's shoppers.
 
+``--zoo-agents-of LOG`` runs step 4 alone on the fits of a finished zoo run (its log, whose
+last line is the run's JSON result, or that JSON alone): each shop's fitted scenario is
+rebuilt from the start and the fitted values, the shops, preset, seed and evaluation
+shoppers are the run's, the training budget ``--zoo-train-steps``. A long run can so
+measure its fits first and its agents after.
+
 Per shop it reports the held-out targets within their 95% intervals, each policy's true
 profit against its forecast, the ranking, the agents, the trust verdict and the time of
 the fit; then the totals against the targets:
@@ -36,7 +42,9 @@ the fit; then the totals against the targets:
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,7 +57,7 @@ from envs.scenario import Scenario
 from envs.scenario_files import load_scenario
 from experiments.benchmarks.fit_policies import print_policies, trained_agent
 from experiments.calibration.objective import LogData, ShopData
-from experiments.calibration.parameters import resolve
+from experiments.calibration.parameters import apply, resolve
 from experiments.calibration.pipeline import calibrate
 from experiments.calibration.recovery import (
     DATA_SEED_OFFSET,
@@ -156,13 +164,10 @@ def one_shop(truth: Scenario, reference: Scenario, args: argparse.Namespace) -> 
     }
     policies = list(rules)
     if args.zoo_train_steps > 0:
-        clock = time.perf_counter()
-        on_fit = trained_agent(result.fitted, args.zoo_train_steps, seed, "agent_on_fit")
-        on_truth = trained_agent(truth, args.zoo_train_steps, seed, "agent_on_truth")
-        out["train_seconds"] = round(time.perf_counter() - clock, 1)
-        out["agents"] = agents_on_truth(
-            truth, rules, on_fit, on_truth, args.eval_shoppers, eval_seed
+        on_fit, figures = trained_agents(
+            truth, result.fitted, rules, args.zoo_train_steps, args.eval_shoppers, seed
         )
+        out.update(figures)
         policies.append(on_fit)
     out["policies"] = compare_policies(
         truth, result, policies, args.eval_shoppers, eval_seed, args.forecast_scenarios
@@ -170,11 +175,109 @@ def one_shop(truth: Scenario, reference: Scenario, args: argparse.Namespace) -> 
     return out
 
 
+def trained_agents(
+    truth: Scenario,
+    fitted: Scenario,
+    rules: list[Policy],
+    steps: int,
+    n_shoppers: int,
+    seed: int,
+) -> tuple[Policy, dict[str, Any]]:
+    """MaskablePPO trained ``steps`` on the fit and on the truth (seed ``seed``), compared
+    on the truth (:func:`agents_on_truth`); the agent on the fit, and the figures."""
+    clock = time.perf_counter()
+    on_fit = trained_agent(fitted, steps, seed, "agent_on_fit")
+    on_truth = trained_agent(truth, steps, seed, "agent_on_truth")
+    seconds = round(time.perf_counter() - clock, 1)
+    agents = agents_on_truth(truth, rules, on_fit, on_truth, n_shoppers, seed + EVAL_SEED_OFFSET)
+    return on_fit, {"train_seconds": seconds, "agents": agents}
+
+
+def zoo_run(path: Path) -> dict[str, Any]:
+    """A finished zoo run's JSON result: the last line of its log, or the file alone.
+
+    Raises ValueError naming what is wrong when the file holds no such result."""
+    try:
+        lines = path.read_text(encoding="utf-8").strip().splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not lines:
+        raise ValueError(f"{path} is empty: no zoo run's result in it")
+    try:
+        run = json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path}: the last line is not a JSON result ({exc.msg}); was the run finished?"
+        ) from exc
+    if not isinstance(run, dict) or run.get("benchmark") != "calibrate --zoo":
+        raise ValueError(f"{path}: the last line is not the result of a calibrate --zoo run")
+    settings = run.get("settings", {})
+    missing = [
+        k for k in ("zoo", "zoo_seed", "zoo_preset", "seed", "eval_shoppers") if k not in settings
+    ]
+    if missing or not run.get("shops"):
+        raise ValueError(f"{path}: the zoo run's result lacks {missing or ['shops']}")
+    return run
+
+
+def fitted_shop(
+    truth: Scenario, reference: Scenario, preset: str, shop: dict[str, Any]
+) -> Scenario:
+    """The fitted scenario of a zoo run's ``shop``: its start with the fitted values."""
+    start = start_for(truth, reference)
+    params = resolve(preset, start)
+    fitted = shop["parameters"]
+    absent = [p.name for p in params if p.name not in fitted]
+    if absent:
+        raise ValueError(f"{truth.name}: the run's fit has no value for {absent}")
+    values = [float(fitted[p.name]["value"]) for p in params]
+    return apply(start, params, values).replace(name=f"{truth.name}_fitted")
+
+
+def bench_zoo_agents(args: argparse.Namespace, run: dict[str, Any]) -> dict[str, Any]:
+    """Step 4 of the module docstring on the fits of a finished zoo ``run``."""
+    settings = run["settings"]
+    reference = load_scenario("default")
+    truths = {t.name: t for t in zoo(settings["zoo"], settings["zoo_seed"], reference)}
+    seed, n_shoppers = settings["seed"], settings["eval_shoppers"]
+    clock = time.perf_counter()
+    shops = []
+    for shop in run["shops"]:
+        truth = truths[shop["shop"]]
+        fitted = fitted_shop(truth, reference, settings["zoo_preset"], shop)
+        rules = [
+            build_policy("never", truth),
+            build_policy(LOGGER, truth),
+            best_always(truth, n_shoppers, seed + EVAL_SEED_OFFSET),
+        ]
+        _, figures = trained_agents(truth, fitted, rules, args.zoo_train_steps, n_shoppers, seed)
+        shops.append({"shop": truth.name, "trust": shop["trust"], **figures})
+        print(f"{truth.name} ({shop['trust']['level']}):", flush=True)
+        print_agents(shops[-1]["agents"])
+    return {
+        "benchmark": "calibrate --zoo-agents-of",
+        "settings": {**vars(args), "run": settings},
+        "shops": shops,
+        "totals": agent_totals(shops),
+        "seconds": round(time.perf_counter() - clock, 1),
+    }
+
+
+def agent_totals(shops: list[dict[str, Any]]) -> dict[str, Any]:
+    """The agents' figures against the targets of the module docstring."""
+    agents = [s["agents"] for s in shops if "agents" in s]
+    return {
+        "agent_vs_best_rule_met": sum(a["at_least_best_rule"] for a in agents),
+        "agent_share_met": sum(bool(a["share_met"]) for a in agents),
+        "agent_share_measured": sum(a["share_met"] is not None for a in agents),
+        "agents": len(agents),
+    }
+
+
 def totals(shops: list[dict[str, Any]]) -> dict[str, Any]:
     """The zoo's figures against the targets of the module docstring."""
     held = [s["held_out"]["within_95"] for s in shops]
     pairs = [m for s in shops for m in s["policies"]["true_within_forecast"].values()]
-    agents = [s["agents"] for s in shops if "agents" in s]
     seconds = [s["fit_seconds"] for s in shops]
     return {
         "shops": len(shops),
@@ -184,10 +287,7 @@ def totals(shops: list[dict[str, Any]]) -> dict[str, Any]:
         "forecast_inside": sum(pairs),
         "forecast_share": sum(pairs) / len(pairs),
         "ranking_right": sum(s["policies"]["separated_same_order"] for s in shops),
-        "agent_vs_best_rule_met": sum(a["at_least_best_rule"] for a in agents),
-        "agent_share_met": sum(bool(a["share_met"]) for a in agents),
-        "agent_share_measured": sum(a["share_met"] is not None for a in agents),
-        "agents": len(agents),
+        **agent_totals(shops),
         "fit_seconds_max": max(seconds),
         "fit_seconds_mean": sum(seconds) / len(seconds),
         "fits_within_time": sum(t <= FIT_SECONDS for t in seconds),
@@ -229,20 +329,32 @@ def print_shop(s: dict[str, Any]) -> None:
         print(f"    {name:<40} {p['value']:8.3f} [{p['low']:.3f}, {p['high']:.3f}]{state}")
     print_policies(s["policies"])
     if "agents" in s:
-        a = s["agents"]
-        d = a["fit_minus_best_rule"]
-        print(
-            f"  on the truth: agent on fit €{a['profit_per_1000']['agent_on_fit']:,.0f}, on "
-            f"truth €{a['profit_per_1000']['agent_on_truth']:,.0f}, best rule {a['best_rule']} "
-            f"€{a['profit_per_1000'][a['best_rule']]:,.0f}; fit - best rule {d[0]:+,.0f} "
-            f"[{d[1]:+,.0f}, {d[2]:+,.0f}]; gain over never: "
-            + (
-                f"{a['share_of_truth_agent']:.0%} of the truth agent's"
-                if a["share_met"] is not None
-                else "n/a (the agent trained on the truth earns no more than never)"
-            ),
-            flush=True,
-        )
+        print_agents(s["agents"])
+
+
+def print_agents(a: dict[str, Any]) -> None:
+    d = a["fit_minus_best_rule"]
+    print(
+        f"  on the truth: agent on fit €{a['profit_per_1000']['agent_on_fit']:,.0f}, on "
+        f"truth €{a['profit_per_1000']['agent_on_truth']:,.0f}, best rule {a['best_rule']} "
+        f"€{a['profit_per_1000'][a['best_rule']]:,.0f}; fit - best rule {d[0]:+,.0f} "
+        f"[{d[1]:+,.0f}, {d[2]:+,.0f}]; gain over never: "
+        + (
+            f"{a['share_of_truth_agent']:.0%} of the truth agent's"
+            if a["share_met"] is not None
+            else "n/a (the agent trained on the truth earns no more than never)"
+        ),
+        flush=True,
+    )
+
+
+def print_agent_totals(t: dict[str, Any]) -> None:
+    print(
+        f"  agent on the fit >= best rule - interval: {t['agent_vs_best_rule_met']} of "
+        f"{t['agents']}; >= {AGENT_SHARE:.0%} of the truth agent's gain: "
+        f"{t['agent_share_met']} of the {t['agent_share_measured']} where the truth's "
+        "agent gains over never"
+    )
 
 
 def print_totals(result: dict[str, Any]) -> None:
@@ -259,12 +371,7 @@ def print_totals(result: dict[str, Any]) -> None:
     )
     print(f"  ranking right for every pair the truth separates: {t['ranking_right']} of {n}")
     if t["agents"]:
-        print(
-            f"  agent on the fit >= best rule - interval: {t['agent_vs_best_rule_met']} of "
-            f"{t['agents']}; >= {AGENT_SHARE:.0%} of the truth agent's gain: "
-            f"{t['agent_share_met']} of the {t['agent_share_measured']} where the truth's "
-            "agent gains over never"
-        )
+        print_agent_totals(t)
     print(
         f"  time per fit: mean {t['fit_seconds_mean']:.0f} s, max {t['fit_seconds_max']:.0f} s "
         f"(target <= {FIT_SECONDS:.0f} s: {t['fits_within_time']} of {n})"
