@@ -21,7 +21,7 @@ from experiments.calibration.convergence import (
 from experiments.calibration.intervals import FLAT_RISE, Direction, intervals
 from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import WIDE, Parameter, parameter, resolve
-from experiments.calibration.trust import CARE, DISTRUST, TRUST, verdict
+from experiments.calibration.trust import CARE, DISTRUST, FIT, REFIT, TRUST, verdict
 from experiments.calibration.zoo import start_for, zoo
 
 DEFAULT = load_scenario("default")
@@ -273,11 +273,20 @@ def test_the_wide_preset_joins_what_differs_between_shops(shop) -> None:  # type
     assert len(wide) == 3 + 2 * (len(shop.segments) - 1) + 4 + 2 + 5
 
 
-def _summary(within: float, rms: float, converged: bool = True, left: tuple = ()) -> dict:
+def _summary(
+    within: float,
+    rms: float,
+    converged: bool = True,
+    left: tuple = (),
+    refit_converged: bool | None = None,
+) -> dict:
+    optimiser = {FIT: {"converged": converged, "stages": [{"stage": "local"}]}}
+    if refit_converged is not None:
+        optimiser[REFIT] = {"converged": refit_converged, "stages": [{"stage": "local"}]}
     return {
         "held_out": {"targets": 40, "within_95": within, "rms_z": rms},
         "in_fit": {"targets": 40, "within_95": 1.0, "rms_z": 0.5},
-        "optimiser": {"fit": {"converged": converged, "stages": [{"stage": "local"}]}},
+        "optimiser": optimiser,
         "unidentified": list(left),
     }
 
@@ -291,6 +300,9 @@ def _summary(within: float, rms: float, converged: bool = True, left: tuple = ()
         (_summary(0.80, 1.3), CARE),
         (_summary(0.60, 3.0), DISTRUST),
         (_summary(0.97, 1.0, converged=False), DISTRUST),
+        # the scenario takes the refit's values: its optimiser's end is the one read
+        (_summary(0.97, 1.0, converged=False, refit_converged=True), TRUST),
+        (_summary(0.97, 1.0, converged=True, refit_converged=False), DISTRUST),
     ],
 )
 def test_the_trust_verdict_reads_agreement_and_convergence(summary: dict, level: str) -> None:
@@ -299,6 +311,8 @@ def test_the_trust_verdict_reads_agreement_and_convergence(summary: dict, level:
     assert any("held-out targets" in r for r in v.reasons)
     if summary["unidentified"]:
         assert any("left at their start values" in r for r in v.reasons)
+    read = "the refit without the unidentified" if REFIT in summary["optimiser"] else "the fit"
+    assert any(r.startswith("the optimiser") and read in r for r in v.reasons)
     assert v.lines()[0].endswith(level.upper())
 
 

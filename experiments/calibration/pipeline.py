@@ -62,7 +62,7 @@ from experiments.calibration.objective import (
 from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter, apply
 from experiments.calibration.targets import holdout_mask
-from experiments.calibration.trust import Verdict, verdict
+from experiments.calibration.trust import FIT, REFIT, Verdict, verdict
 
 CHECK_SEED_OFFSET = 7  # the comparison runs on other simulated shoppers than the fit
 # a lower profiled point is confirmed on others still (sessions on one seed, logs on the next)
@@ -281,7 +281,7 @@ def calibrate(
     done, found, obj, draws = fit_once(params, x0)
     ls = done.fit
     evaluations = ls.evaluations
-    optimiser = {"fit": _ended(done)}
+    optimiser = {FIT: _ended(done)}
     values = list(ls.x)
     # a parameter the data does not pin goes back to its start value when the data allows
     # that value (its interval holds it); a start outside it would move the fit off the
@@ -305,7 +305,7 @@ def calibrate(
                 [params[i] for i in keep], [ls.x[i] for i in keep], far
             )
             evaluations += done2.fit.evaluations
-            optimiser["refit without the unidentified"] = _ended(done2)
+            optimiser[REFIT] = _ended(done2)
             for j, i in enumerate(keep):
                 values[i] = float(done2.fit.x[j])
                 found[i] = refound[j]

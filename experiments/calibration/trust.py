@@ -6,7 +6,9 @@ and a fit is only finished when the optimiser reached the objective's minimum.
 of three things:
 
 - **trust it**: the optimiser converged (no profiled point beat the fit on every set of
-  simulated shoppers it was tried on), and at least :data:`WITHIN` of the held-out
+  simulated shoppers it was tried on; the refit's optimiser when the parameters the data
+  does not pin were put back to their start values and the others fitted again, since the
+  scenario takes its values from that refit), and at least :data:`WITHIN` of the held-out
   targets (the fitted ones when nothing is held out) are within their 95% intervals,
   with a root mean square z-score of at most :data:`RMS_Z`;
 - **use with care**: it converged and agrees with at least :data:`CARE_WITHIN` of the
@@ -29,6 +31,7 @@ CARE_WITHIN = 0.75  # ... and for "use with care"
 RMS_Z = 1.5  # root mean square z-score for "trust it" (about 1 when the model fits)
 
 TRUST, CARE, DISTRUST = "trust it", "use with care", "do not trust it"
+FIT, REFIT = "fit", "refit without the unidentified"  # the optimiser's runs, by name
 
 
 @dataclass(frozen=True)
@@ -64,21 +67,25 @@ def verdict(summary: dict[str, Any]) -> Verdict:
             f"intervals (needed: {WITHIN:.0%}), root mean square z {rms:.2f} "
             f"(about 1 when the scenario reproduces the shop; needed: at most {RMS_Z:g})"
         )
-    ended = summary.get("optimiser", {}).get("fit", {})
+    optimiser = summary.get("optimiser", {})
+    # the scenario's values are the refit's when there was one
+    last = REFIT if REFIT in optimiser else FIT
+    ended = optimiser.get(last, {})
     converged = bool(ended.get("converged", True))
     stages = ended.get("stages", [])
     restarts = sum(1 for s in stages if str(s.get("stage", "")).startswith("continued"))
+    which_fit = "the fit" if last == FIT else "the refit without the unidentified parameters"
     if converged:
         how = (
-            "the optimiser reached a minimum: no profiled point beat the fit on every set "
-            "of simulated shoppers it tried"
+            f"the optimiser reached a minimum: no profiled point beat {which_fit} on every "
+            "set of simulated shoppers it tried"
         )
         if restarts:
             how += f" (after {restarts} continuation(s) from lower points the profile found)"
         reasons.append(how)
     else:
         reasons.append(
-            "the optimiser did not converge: the profile found points lower than the fit "
+            f"the optimiser did not converge: the profile found points lower than {which_fit} "
             "on every set of simulated shoppers it tried, and continuing from them did not "
             "end it, so the fitted values are not the data's best"
         )
