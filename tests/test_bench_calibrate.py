@@ -97,6 +97,9 @@ def test_the_zoo_benchmark_fits_an_unseen_shop_end_to_end(
     }
     for p in shop["parameters"].values():
         assert p["low"] <= p["value"] <= p["high"], p
+    # the truth's own agreement, on the same held-out journeys, is the reference
+    assert shop["held_out_truth"]["targets"] == shop["held_out"]["targets"]
+    assert 0.0 <= shop["held_out_truth"]["within_95"] <= 1.0
     names = set(shop["policies"]["true_within_forecast"])
     assert {"never", "merchant_rules", "agent_on_fit"} <= names
     assert any(n.startswith("always_") for n in names)

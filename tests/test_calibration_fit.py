@@ -274,6 +274,12 @@ def test_parameter_recovery_from_randomised_logs() -> None:
         (never["noise"]["low"], never["noise"]["high"])
     )
     assert result.held_out  # held-out journeys compared
+    # another scenario is compared on the same held-out journeys and simulated shoppers:
+    # the fitted scenario's own agreement comes out as the result's
+    assert result.held_out_agreement(result.fitted) == result.summary()["held_out"] | {
+        "within_95_start": result.summary()["held_out"]["within_95"],
+        "rms_z_start": result.summary()["held_out"]["rms_z"],
+    }
 
 
 def test_reweighted_segments_are_the_simulation_at_its_own_shares() -> None:

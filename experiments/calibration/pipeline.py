@@ -61,7 +61,7 @@ from experiments.calibration.objective import (
 )
 from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter, apply
-from experiments.calibration.targets import holdout_mask
+from experiments.calibration.targets import TargetTable, holdout_mask
 from experiments.calibration.trust import FIT, REFIT, Verdict, verdict
 
 CHECK_SEED_OFFSET = 7  # the comparison runs on other simulated shoppers than the fit
@@ -88,6 +88,19 @@ class CalibrationResult:
     # the bootstrap replicates of every parameter, (replicates, parameters), as the fitted
     # scenario takes them: an unidentified parameter at its start value in every row
     replicates: Array | None = field(default=None, repr=False)
+    # the shop's journeys held out of the fit, and the simulator of its comparisons
+    held_out_data: TargetTable | None = field(default=None, repr=False)
+    simulator: Simulator | None = field(default=None, repr=False)
+
+    def held_out_agreement(self, scenario: Scenario) -> dict[str, Any]:
+        """:func:`.holdout.summary` of another ``scenario`` on the held-out journeys,
+        simulated on the same shoppers as the fitted scenario's comparison: in a benchmark
+        that knows the true scenario, the agreement the truth itself reaches on these data
+        (the share within 95% is a noisy count: the truth misses some targets too)."""
+        if self.held_out_data is None or self.simulator is None:
+            raise ValueError("this result keeps no held-out journeys to compare with")
+        simulated = self.simulator.targets(scenario, seed=self.simulator.seed + CHECK_SEED_OFFSET)
+        return summary(compare(self.held_out_data, simulated, simulated))
 
     def chi_square(self, values: Sequence[float]) -> float:
         """The fit's objective (sum of squared residuals over the fitted journeys) at
@@ -341,4 +354,6 @@ def calibrate(
         optimiser=optimiser,
         objective=obj,
         replicates=draws,
+        held_out_data=everything.subset(held) if held.any() else None,
+        simulator=simulator,
     )
