@@ -132,6 +132,11 @@ def test_the_zoo_benchmark_refuses_bad_options(argv: list[str]) -> None:
     assert exc.value.code == 2
 
 
+def _run(preset: str, shop: str) -> str:
+    settings = f'"zoo": 1, "zoo_seed": 0, "zoo_preset": "{preset}", "seed": 1, "eval_shoppers": 9'
+    return f'{{"benchmark": "calibrate --zoo", "settings": {{{settings}}}, "shops": [{shop}]}}'
+
+
 @pytest.mark.parametrize(
     ("content", "extra", "message"),
     [
@@ -140,6 +145,9 @@ def test_the_zoo_benchmark_refuses_bad_options(argv: list[str]) -> None:
         ("fitting zoo_0_0 ...\n", [], "not a JSON result"),
         ('{"benchmark": "calibrate", "cases": {}}\n', [], "not the result of a calibrate --zoo"),
         ('{"benchmark": "calibrate --zoo", "settings": {}, "shops": []}', [], "lacks"),
+        (_run("wide", '{"shop": "zoo_9_9"}'), [], "no shop 'zoo_9_9'"),
+        (_run("wide", '{"shop": "zoo_0_0", "parameters": {}}'), [], "has no value for"),
+        (_run("nope", '{"shop": "zoo_0_0"}'), [], "the run's preset 'nope'"),
         ("", ["--zoo", "1"], "drop --zoo"),
         ("", ["--zoo-train-steps", "0"], "above 0"),
     ],

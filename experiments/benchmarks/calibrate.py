@@ -55,7 +55,7 @@ from experiments.benchmarks.zoo import (
     bench_zoo_agents,
     print_agent_totals,
     print_totals,
-    zoo_run,
+    zoo_fits,
 )
 from experiments.calibration import FORECAST_SCENARIOS
 from experiments.calibration.objective import ShopData
@@ -334,10 +334,10 @@ def main(argv: list[str] | None = None) -> int:
                 "and give --zoo-train-steps above 0"
             )
         try:
-            run = zoo_run(args.zoo_agents_of)
+            run, fits = zoo_fits(args.zoo_agents_of)
         except ValueError as exc:
             parser.error(f"--zoo-agents-of: {exc}")
-        result = bench_zoo_agents(args, run)
+        result = bench_zoo_agents(args, run, fits)
         print(f"agents on the fits of {args.zoo_agents_of}, {result['seconds']} s:")
         print_agent_totals(result["totals"])
     elif args.zoo:

@@ -90,6 +90,16 @@ def shop_data(truth: Scenario, args: argparse.Namespace, seed: int) -> ShopData:
     )
 
 
+def rules_on(truth: Scenario, n_shoppers: int, seed: int) -> list[Policy]:
+    """The rules every shop is compared on: ``never``, the logger's and the best
+    ``always_*`` (:func:`best_always`)."""
+    return [
+        build_policy("never", truth),
+        build_policy(LOGGER, truth),
+        best_always(truth, n_shoppers, seed),
+    ]
+
+
 def best_always(truth: Scenario, n_shoppers: int, seed: int) -> Policy:
     """The ``always_*`` baseline that earns most on the truth."""
     names = [f"always_{c.name}" for c in truth.concessions]
@@ -147,11 +157,7 @@ def one_shop(truth: Scenario, reference: Scenario, args: argparse.Namespace) -> 
     )
     summary = result.summary()
     eval_seed = seed + EVAL_SEED_OFFSET
-    rules = [
-        build_policy("never", truth),
-        build_policy(LOGGER, truth),
-        best_always(truth, args.eval_shoppers, eval_seed),
-    ]
+    rules = rules_on(truth, args.eval_shoppers, eval_seed)
     out: dict[str, Any] = {
         "shop": truth.name,
         "segments": len(truth.segments),
@@ -196,8 +202,10 @@ def trained_agents(
     return on_fit, {"train_seconds": seconds, "agents": agents}
 
 
-def zoo_run(path: Path) -> dict[str, Any]:
-    """A finished zoo run's JSON result: the last line of its log, or the file alone.
+def zoo_fits(path: Path) -> tuple[dict[str, Any], list[tuple[Scenario, Scenario, str]]]:
+    """A finished zoo run's JSON result (the last line of its log, or the file alone) and,
+    per shop, its true scenario, its fitted one (the start with the fitted values) and its
+    trust verdict.
 
     Raises ValueError naming what is wrong when the file holds no such result."""
     try:
@@ -220,42 +228,42 @@ def zoo_run(path: Path) -> dict[str, Any]:
     ]
     if missing or not run.get("shops"):
         raise ValueError(f"{path}: the zoo run's result lacks {missing or ['shops']}")
-    return run
-
-
-def fitted_shop(
-    truth: Scenario, reference: Scenario, preset: str, shop: dict[str, Any]
-) -> Scenario:
-    """The fitted scenario of a zoo run's ``shop``: its start with the fitted values."""
-    start = start_for(truth, reference)
-    params = resolve(preset, start)
-    fitted = shop["parameters"]
-    absent = [p.name for p in params if p.name not in fitted]
-    if absent:
-        raise ValueError(f"{truth.name}: the run's fit has no value for {absent}")
-    values = [float(fitted[p.name]["value"]) for p in params]
-    return apply(start, params, values).replace(name=f"{truth.name}_fitted")
-
-
-def bench_zoo_agents(args: argparse.Namespace, run: dict[str, Any]) -> dict[str, Any]:
-    """Step 4 of the module docstring on the fits of a finished zoo ``run``."""
-    settings = run["settings"]
     reference = load_scenario("default")
     truths = {t.name: t for t in zoo(settings["zoo"], settings["zoo_seed"], reference)}
+    fits = []
+    for shop in run["shops"]:
+        if shop.get("shop") not in truths:
+            raise ValueError(f"{path}: no shop {shop.get('shop')!r} in the run's zoo")
+        truth = truths[shop["shop"]]
+        start = start_for(truth, reference)
+        try:
+            params = resolve(settings["zoo_preset"], start)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: the run's preset {settings['zoo_preset']!r}: {exc}") from exc
+        fitted = shop.get("parameters", {})
+        absent = [p.name for p in params if p.name not in fitted]
+        if absent:
+            raise ValueError(f"{path}: {truth.name}'s fit has no value for {absent}")
+        values = [float(fitted[p.name]["value"]) for p in params]
+        scenario = apply(start, params, values).replace(name=f"{truth.name}_fitted")
+        fits.append((truth, scenario, shop.get("trust", {}).get("level", "")))
+    return run, fits
+
+
+def bench_zoo_agents(
+    args: argparse.Namespace, run: dict[str, Any], fits: list[tuple[Scenario, Scenario, str]]
+) -> dict[str, Any]:
+    """Step 4 of the module docstring on the fits of a finished zoo ``run``
+    (:func:`zoo_fits`)."""
+    settings = run["settings"]
     seed, n_shoppers = settings["seed"], settings["eval_shoppers"]
     clock = time.perf_counter()
     shops = []
-    for shop in run["shops"]:
-        truth = truths[shop["shop"]]
-        fitted = fitted_shop(truth, reference, settings["zoo_preset"], shop)
-        rules = [
-            build_policy("never", truth),
-            build_policy(LOGGER, truth),
-            best_always(truth, n_shoppers, seed + EVAL_SEED_OFFSET),
-        ]
+    for truth, fitted, trust in fits:
+        rules = rules_on(truth, n_shoppers, seed + EVAL_SEED_OFFSET)
         _, figures = trained_agents(truth, fitted, rules, args.zoo_train_steps, n_shoppers, seed)
-        shops.append({"shop": truth.name, "trust": shop["trust"], **figures})
-        print(f"{truth.name} ({shop['trust']['level']}):", flush=True)
+        shops.append({"shop": truth.name, "trust": trust, **figures})
+        print(f"{truth.name} ({trust}):", flush=True)
         print_agents(shops[-1]["agents"])
     return {
         "benchmark": "calibrate --zoo-agents-of",
