@@ -267,7 +267,11 @@ def bench_zoo_agents(
         print_agents(shops[-1]["agents"])
     return {
         "benchmark": "calibrate --zoo-agents-of",
-        "settings": {**vars(args), "run": settings},
+        "settings": {
+            "zoo_agents_of": str(args.zoo_agents_of),
+            "zoo_train_steps": args.zoo_train_steps,
+            "run": settings,
+        },
         "shops": shops,
         "totals": agent_totals(shops),
         "seconds": round(time.perf_counter() - clock, 1),
