@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from envs.scenario_files import load_scenario
 from experiments.benchmarks.calibrate import coverage_summary, main
+from experiments.calibration.parameters import resolve
+from experiments.calibration.zoo import start_for, zoo
+
+DEFAULT = load_scenario("default")
 
 
 def _row(true: float, fitted: float, low: float, high: float, identified: bool = True) -> dict:
@@ -137,6 +142,12 @@ def _run(preset: str, shop: str) -> str:
     return f'{{"benchmark": "calibrate --zoo", "settings": {{{settings}}}, "shops": [{shop}]}}'
 
 
+def _bad_values(preset: str) -> str:
+    names = [p.name for p in resolve(preset, start_for(zoo(1, 0, DEFAULT)[0], DEFAULT))]
+    values = ", ".join(f'"{n}": {{"value": "n/a"}}' for n in names)
+    return f'{{"shop": "zoo_0_0", "parameters": {{{values}}}}}'
+
+
 @pytest.mark.parametrize(
     ("content", "extra", "message"),
     [
@@ -148,6 +159,8 @@ def _run(preset: str, shop: str) -> str:
         (_run("wide", '{"shop": "zoo_9_9"}'), [], "no shop 'zoo_9_9'"),
         (_run("wide", '{"shop": "zoo_0_0", "parameters": {}}'), [], "has no value for"),
         (_run("nope", '{"shop": "zoo_0_0"}'), [], "the run's preset 'nope'"),
+        (_run("appeal", '{"shop": "zoo_0_0", "parameters": [1]}'), [], "has no value for"),
+        (_run("returns", _bad_values("returns")), [], "are not numbers"),
         ("", ["--zoo", "1"], "drop --zoo"),
         ("", ["--zoo-train-steps", "0"], "above 0"),
     ],

@@ -240,11 +240,17 @@ def zoo_fits(path: Path) -> tuple[dict[str, Any], list[tuple[Scenario, Scenario,
             params = resolve(settings["zoo_preset"], start)
         except (KeyError, ValueError) as exc:
             raise ValueError(f"{path}: the run's preset {settings['zoo_preset']!r}: {exc}") from exc
-        fitted = shop.get("parameters", {})
+        fitted = shop.get("parameters")
+        fitted = fitted if isinstance(fitted, dict) else {}
         absent = [p.name for p in params if p.name not in fitted]
         if absent:
             raise ValueError(f"{path}: {truth.name}'s fit has no value for {absent}")
-        values = [float(fitted[p.name]["value"]) for p in params]
+        try:
+            values = [float(fitted[p.name]["value"]) for p in params]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{path}: {truth.name}'s fitted values are not numbers: {exc}"
+            ) from exc
         scenario = apply(start, params, values).replace(name=f"{truth.name}_fitted")
         fits.append((truth, scenario, shop.get("trust", {}).get("level", "")))
     return run, fits
