@@ -70,6 +70,12 @@ CONFIRM_SEED_OFFSET = 101
 GLOBAL_STREAM = 1  # the global stage's generator: seeded apart from the fit's own
 
 
+def check_targets(simulator: Simulator, scenario: Scenario) -> TargetTable:
+    """The targets of ``scenario`` simulated on the comparison's shoppers (the fit's seed
+    plus :data:`CHECK_SEED_OFFSET`): every scenario a fit is compared on meets the same."""
+    return simulator.targets(scenario, seed=simulator.seed + CHECK_SEED_OFFSET)
+
+
 @dataclass
 class CalibrationResult:
     """A finished fit: the scenarios, each parameter's interval, the comparisons."""
@@ -99,7 +105,7 @@ class CalibrationResult:
         (the share within 95% is a noisy count: the truth misses some targets too)."""
         if self.held_out_data is None or self.simulator is None:
             raise ValueError("this result keeps no held-out journeys to compare with")
-        simulated = self.simulator.targets(scenario, seed=self.simulator.seed + CHECK_SEED_OFFSET)
+        simulated = check_targets(self.simulator, scenario)
         return summary(compare(self.held_out_data, simulated, simulated))
 
     def chi_square(self, values: Sequence[float]) -> float:
@@ -329,11 +335,10 @@ def calibrate(
             draws[:, i] = found[i].start
     fitted = apply(start, params, values)
     fitted = fitted.replace(name=name or f"{start.name}_fitted")
-    check = simulator.seed + CHECK_SEED_OFFSET
-    sim_fit = simulator.targets(fitted, seed=check)
-    sim_start = simulator.targets(start, seed=check)
+    sim_fit, sim_start = check_targets(simulator, fitted), check_targets(simulator, start)
     in_fit = compare(fit_part, sim_fit, sim_start)
-    held_out = compare(everything.subset(held), sim_fit, sim_start) if held.any() else []
+    held_part = everything.subset(held) if held.any() else None
+    held_out = compare(held_part, sim_fit, sim_start) if held_part is not None else []
     return CalibrationResult(
         start=start,
         fitted=fitted,
@@ -354,6 +359,6 @@ def calibrate(
         optimiser=optimiser,
         objective=obj,
         replicates=draws,
-        held_out_data=everything.subset(held) if held.any() else None,
+        held_out_data=held_part,
         simulator=simulator,
     )
