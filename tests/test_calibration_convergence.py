@@ -310,7 +310,7 @@ def test_the_trust_verdict_reads_agreement_and_convergence(summary: dict, level:
     assert v.level == level
     assert any("held-out targets" in r for r in v.reasons)
     if summary["unidentified"]:
-        assert any("left at their start values" in r for r in v.reasons)
+        assert any("not pinned by the data" in r for r in v.reasons)
     read = "the refit without the unidentified" if REFIT in summary["optimiser"] else "the fit"
     assert any(r.startswith("the optimiser") and read in r for r in v.reasons)
     assert v.lines()[0].endswith(level.upper())

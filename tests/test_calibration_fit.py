@@ -252,15 +252,20 @@ def test_parameter_recovery_from_randomised_logs() -> None:
     # scales away), and the fit says so rather than give an interval that is too narrow
     rows = report["parameters"]
     assert rows["segments[*].price_sensitivity"]["identified"]
+    assert not rows["segments[*].voucher_sensitivity"]["identified"]
     for i, (name, row) in enumerate(rows.items()):
         if not row["identified"]:
             assert row["fitted"] == row["start"] and row["reason"], (name, row)
-            # the scenario and every replicate leave it where the report says
+            # the scenario leaves it where the report says; the replicates draw it across
+            # the spread the data leaves it, the start value inside (the report's interval)
             field = name.rsplit(".", 1)[-1]
             assert [getattr(s, field) for s in result.fitted.segments] == [
                 getattr(s, field) for s in DEFAULT.segments
             ], name
-            assert (result.replicates[:, i] == row["start"]).all(), name
+            drawn = result.replicates[:, i]
+            assert np.ptp(drawn) > 0.0, name
+            lo, hi = np.percentile(drawn, [2.5, 97.5])
+            assert row["low"] - 1e-9 <= lo < row["start"] < hi <= row["high"] + 1e-9, name
             continue
         assert row["covered"], (name, row)
         assert abs(row["fitted"] - row["true"]) < abs(row["start"] - row["true"]), name

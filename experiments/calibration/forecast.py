@@ -5,10 +5,12 @@ intervals (:mod:`.intervals`), and a policy's profit moves with them. :func:`for
 carries that uncertainty through to each policy's profit per 1,000 shoppers:
 
 1. the fit's bootstrap replicates of the parameters (``CalibrationResult.replicates``,
-   the draws the parameter intervals are the percentiles of; a parameter the fit left at
-   its start value stays there in every replicate, as in the fitted scenario) make
-   ``scenarios`` replicate scenarios, the first ``scenarios`` rows (the replicates are
-   independent resamples, so any ``scenarios`` of them are as good);
+   the first fit's draws of every parameter together; a parameter the data does not pin
+   is drawn across the spread the data leaves it, even where the fitted scenario took its
+   start value: that value is one of many the data allows, and a forecast holding it
+   would take the start's assumption for knowledge) make ``scenarios`` replicate
+   scenarios, the first ``scenarios`` rows (the replicates are independent resamples, so
+   any ``scenarios`` of them are as good);
 2. each policy runs on the fitted scenario and on every replicate scenario, on the same
    ``n_shoppers`` shoppers drawn with ``seed`` (common random numbers: the spread across
    replicate scenarios is the fit's, not the shoppers'), giving replicate ``k`` a mean

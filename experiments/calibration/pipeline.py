@@ -14,9 +14,9 @@
    and the fit had settled along it (the data cannot tell the start from the fit), and
    the others are fitted again without those (their intervals recomputed; after a far
    start's fit, by Gauss-Newton steps from its values); one whose start the data rules
-   out keeps the fit's value, flagged. The bootstrap replicates of the parameters are
-   kept as the fitted scenario takes them, a parameter left at its start value at that
-   value in every replicate (:mod:`.forecast` runs policies on them);
+   out keeps the fit's value, flagged. The bootstrap replicates of the first fit, of
+   every parameter together, are kept: what the data leaves open, the parameters it does
+   not pin across their whole spread (:mod:`.forecast` runs policies on them);
 5. observed against simulated for every target, on the fitted journeys and on the held-out
    ones, for the fitted scenario and the start (:mod:`.holdout`).
 
@@ -91,8 +91,9 @@ class CalibrationResult:
     settings: dict[str, Any] = field(default_factory=dict)
     optimiser: dict[str, Any] = field(default_factory=dict)  # how each least squares ended
     objective: Objective | None = field(default=None, repr=False)  # of every parameter
-    # the bootstrap replicates of every parameter, (replicates, parameters), as the fitted
-    # scenario takes them: an unidentified parameter at its start value in every row
+    # the first fit's bootstrap replicates of every parameter, (replicates, parameters):
+    # the fitted scenario is one point of them, an unidentified parameter's start value
+    # inside its spread
     replicates: Array | None = field(default=None, repr=False)
     # the shop's journeys held out of the fit, and the simulator of its comparisons
     held_out_data: TargetTable | None = field(default=None, repr=False)
@@ -312,15 +313,17 @@ def calibrate(
         for i, p in enumerate(found)
         if not p.identified and p.settled and p.low <= p.start <= p.high
     ]
+    # the replicates stay the first fit's, every parameter drawn together: a parameter
+    # put back to its start value is no better known for that, and the refit's draws
+    # (the others with it held there) would forecast as if it were
     if drop_unidentified and back:
         keep = [i for i in range(len(params)) if i not in back]
         values = list(x0)
-        draws = np.tile(np.asarray(x0, dtype=np.float64), (len(draws), 1))
         if keep:
             # after a far start's fit, the refit goes on from its values by Gauss-Newton
             # steps; near the start it reruns the least squares
             far = any(s["stage"] == "global" for s in done.stages)
-            done2, refound, _, redraws = fit_once(
+            done2, refound, _, _ = fit_once(
                 [params[i] for i in keep], [ls.x[i] for i in keep], far
             )
             evaluations += done2.fit.evaluations
@@ -328,11 +331,9 @@ def calibrate(
             for j, i in enumerate(keep):
                 values[i] = float(done2.fit.x[j])
                 found[i] = refound[j]
-            draws[:, keep] = redraws
         for i in back:  # left at the start value, the interval of the fit kept to show why
             found[i] = dataclasses.replace(found[i], value=found[i].start, left=True)
             values[i] = found[i].start
-            draws[:, i] = found[i].start
     fitted = apply(start, params, values)
     fitted = fitted.replace(name=name or f"{start.name}_fitted")
     sim_fit, sim_start = check_targets(simulator, fitted), check_targets(simulator, start)

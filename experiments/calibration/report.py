@@ -249,8 +249,9 @@ def _forecast_section(forecasts: Mapping[str, Forecast]) -> str:
         f"What each policy would earn per 1,000 shoppers on the fitted scenario, "
         f"{first.n_shoppers:,} simulated shoppers. The forecast interval counts the fit's "
         f"uncertainty ({len(first.replicates)} replicate scenarios from the bootstrap of "
-        "the parameters, the same shoppers on each; a parameter left at its start value "
-        "stays there) and the simulation's noise; 'noise only' takes the fit as exact."
+        "the parameters, the same shoppers on each; a parameter the data does not pin "
+        "ranges over what the data allows, even when the fitted scenario left it at its "
+        "start value) and the simulation's noise; 'noise only' takes the fit as exact."
     )
     return (
         f"<h2>Profit forecast</h2><p class=meta>{escape(note)}</p>"
@@ -275,9 +276,9 @@ def render_report(
             "apart, or one stands in for another). Where the data allows the start value, "
             "the fit left them there: the fitted scenario keeps the start's assumption, and "
             "whatever a policy trained on it does with those shoppers rests on that "
-            "assumption, not on the shop's data. Where the data rules the start value out, "
-            "the fit kept its own value and the forecasts carry the whole range the data "
-            "leaves open. More journeys, or logs in which those concessions were offered "
+            "assumption, not on the shop's data; the forecasts carry the whole range the data "
+            "leaves open. Where the data rules the start value out, the fit kept its own "
+            "value. More journeys, or logs in which those concessions were offered "
             "at random, would identify them.</p>"
         )
     else:

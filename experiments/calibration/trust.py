@@ -17,8 +17,9 @@ of three things:
 - **do not trust it**: the fit did not converge, or it misses more targets than that.
 
 Each verdict comes with its reasons: the agreement, how the optimiser ended, and the
-parameters left at their start values (the forecasts hold those fixed, so a policy
-whose profit hinges on them is less certain than its interval says).
+parameters the data does not pin (the fitted scenario takes its start value for those
+the data allows it, an assumption; the forecasts range over the values the data leaves
+open, so a policy whose profit hinges on them has a wide interval).
 """
 
 from __future__ import annotations
@@ -92,8 +93,9 @@ def verdict(summary: dict[str, Any]) -> Verdict:
     left = summary.get("unidentified") or []
     if left:
         reasons.append(
-            f"{len(left)} parameter(s) left at their start values, not pinned by the data "
-            f"({', '.join(left)}): the forecasts hold them fixed"
+            f"{len(left)} parameter(s) not pinned by the data ({', '.join(left)}): the "
+            "fitted scenario keeps the start's value where the data allows it, and the "
+            "forecasts range over the values the data leaves open"
         )
     if converged and agreement >= WITHIN and rms is not None and rms <= RMS_Z:
         level = TRUST
