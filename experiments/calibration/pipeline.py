@@ -323,9 +323,7 @@ def calibrate(
             # after a far start's fit, the refit goes on from its values by Gauss-Newton
             # steps; near the start it reruns the least squares
             far = any(s["stage"] == "global" for s in done.stages)
-            done2, refound, _, _ = fit_once(
-                [params[i] for i in keep], [ls.x[i] for i in keep], far
-            )
+            done2, refound, _, _ = fit_once([params[i] for i in keep], [ls.x[i] for i in keep], far)
             evaluations += done2.fit.evaluations
             optimiser[REFIT] = _ended(done2)
             for j, i in enumerate(keep):
