@@ -90,6 +90,11 @@ def shop_data(truth: Scenario, args: argparse.Namespace, seed: int) -> ShopData:
     )
 
 
+def fitted_name(truth: Scenario) -> str:
+    """The name of the scenario fitted to a zoo shop, in a run and rebuilt from its log."""
+    return f"{truth.name}_fitted"
+
+
 def rules_on(truth: Scenario, n_shoppers: int, seed: int) -> list[Policy]:
     """The rules every shop is compared on: ``never``, the logger's and the best
     ``always_*`` (:func:`best_always`)."""
@@ -148,7 +153,7 @@ def one_shop(truth: Scenario, reference: Scenario, args: argparse.Namespace) -> 
         start,
         data,
         resolve(args.zoo_preset, start),
-        name=f"{truth.name}_fitted",
+        name=fitted_name(truth),
         n_shoppers=args.shoppers,
         n_journeys=args.shoppers // 2,  # simulated logged journeys: half the shoppers
         seed=seed,
@@ -251,7 +256,7 @@ def zoo_fits(path: Path) -> tuple[dict[str, Any], list[tuple[Scenario, Scenario,
             raise ValueError(
                 f"{path}: {truth.name}'s fitted values are not numbers: {exc}"
             ) from exc
-        scenario = apply(start, params, values).replace(name=f"{truth.name}_fitted")
+        scenario = apply(start, params, values).replace(name=fitted_name(truth))
         fits.append((truth, scenario, shop.get("trust", {}).get("level", "")))
     return run, fits
 
