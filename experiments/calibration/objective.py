@@ -131,8 +131,10 @@ def _by_segment(table: TargetTable, journey: Any, segment: Any, p: Array) -> lis
     """``table``'s journeys split by the segment of their shopper (``journey`` and
     ``segment`` columns of the simulated rows), each part weighted by ``1 / p[k]``."""
     first = pd.DataFrame({"journey": journey, "segment": segment}).drop_duplicates("journey")
-    of = dict(zip(first["journey"], first["segment"], strict=True))
-    seg = np.array([of[k] for k in table.keys], dtype=np.int64)
+    at = pd.Index(first["journey"]).get_indexer(pd.Index(table.keys))
+    if (at < 0).any():
+        raise ValueError("a journey of the table has no simulated rows to give its segment")
+    seg = first["segment"].to_numpy(dtype=np.int64)[at]
     return [stack([table.subset(seg == k)], [1.0 / p[k]]) for k in range(len(p))]
 
 

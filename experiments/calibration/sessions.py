@@ -182,17 +182,21 @@ def simulate_sessions(
     rows = np.arange(n_shoppers)
     wait = np.zeros(n_shoppers, dtype=np.int64)
     for _ in range(scenario.horizon):
-        if not core.alive.any():
+        # a shopper out of the journey before the step stays as it was: only the others move
+        live = np.flatnonzero(core.alive)
+        if not len(live):
             break
         actions = wait if policy is None else policy.act(obs, core.action_masks())
         obs, *_ = core.step(actions)
-        v = np.minimum(core.visit, visits) - 1
-        stage[v, rows] = np.maximum(stage[v, rows], core.stage)
-        intent[v, rows] |= core.event == EXIT_INTENT
-        bought |= core.event == PURCHASE
+        v = np.minimum(core.visit[live], visits) - 1
+        stage[v, live] = np.maximum(stage[v, live], core.stage[live])
+        event = core.event[live]
+        intent[v, live] |= event == EXIT_INTENT
+        bought[live] |= event == PURCHASE
     n_visits = core.visit
     shopper = np.repeat(rows, n_visits)
-    visit = np.concatenate([np.arange(1, k + 1) for k in n_visits]) if n_shoppers else rows
+    # each shopper's visits numbered 1..n: the row's place minus where its shopper's start
+    visit = np.arange(len(shopper)) - np.repeat(np.cumsum(n_visits) - n_visits, n_visits) + 1
     existing = core.traits[T["existing"], shopper] > 0.5
     last = visit == n_visits[shopper]
     stage_v = stage[visit - 1, shopper]
