@@ -279,7 +279,6 @@ def _summary(
     converged: bool = True,
     left: tuple = (),
     refit_converged: bool | None = None,
-    own: tuple[float, float] | None = None,
 ) -> dict:
     optimiser = {FIT: {"converged": converged, "stages": [{"stage": "local"}]}}
     if refit_converged is not None:
@@ -289,10 +288,6 @@ def _summary(
         "in_fit": {"targets": 40, "within_95": 1.0, "rms_z": 0.5},
         "optimiser": optimiser,
         "unidentified": list(left),
-        # the scenario's own samples: the 5th percentile of their share, the 95th of rms z
-        "own_agreement": None
-        if own is None
-        else {"draws": 40, "within_95": [own[0], 0.94], "rms_z": [1.0, own[1]]},
     }
 
 
@@ -308,15 +303,6 @@ def _summary(
         # the scenario takes the refit's values: its optimiser's end is the one read
         (_summary(0.97, 1.0, converged=False, refit_converged=True), TRUST),
         (_summary(0.97, 1.0, converged=True, refit_converged=False), DISTRUST),
-        # a share the scenario's own samples fall to is no sign against it...
-        (_summary(0.86, 1.3, own=(0.84, 1.4)), TRUST),
-        (_summary(0.86, 1.6, own=(0.84, 1.7)), TRUST),
-        # ... and one below them is
-        (_summary(0.82, 1.3, own=(0.84, 1.4)), CARE),
-        (_summary(0.86, 1.8, own=(0.84, 1.7)), CARE),
-        # the scenario's own reaching more does not raise what is needed
-        (_summary(0.91, 1.4, own=(0.96, 1.1)), TRUST),
-        (_summary(0.86, 1.3, converged=False, own=(0.84, 1.4)), DISTRUST),
     ],
 )
 def test_the_trust_verdict_reads_agreement_and_convergence(summary: dict, level: str) -> None:
@@ -328,8 +314,6 @@ def test_the_trust_verdict_reads_agreement_and_convergence(summary: dict, level:
     read = "the refit without the unidentified" if REFIT in summary["optimiser"] else "the fit"
     assert any(r.startswith("the optimiser") and read in r for r in v.reasons)
     assert v.lines()[0].endswith(level.upper())
-    if summary["own_agreement"] is not None:
-        assert any("simulated from the fitted scenario itself" in r for r in v.reasons)
 
 
 def test_a_continuation_that_ends_no_lower_stops_the_fit_at_the_best_round(

@@ -27,11 +27,9 @@ measure its fits first and its agents after.
 
 Per shop it reports the held-out targets within their 95% intervals (and, for reference,
 the share the true scenario itself reaches on the same journeys and simulated shoppers:
-with about 50 targets the share is a noisy count, and the truth misses some; and what
-the fitted scenario reaches on as many journeys simulated from itself,
-:func:`.holdout.own_agreement`, which the verdict reads), each policy's true profit
-against its forecast, the ranking, the agents, the trust verdict and the time of the
-fit; then the totals against the targets:
+with about 50 targets the share is a noisy count, and the truth misses some), each
+policy's true profit against its forecast, the ranking, the agents, the trust verdict
+and the time of the fit; then the totals against the targets:
 
 - held-out targets within 95%: at least :data:`HELD_OUT_TARGET` per shop;
 - true profits inside their forecast intervals: at least :data:`FORECAST_TARGET` of the
@@ -173,7 +171,6 @@ def one_shop(truth: Scenario, reference: Scenario, args: argparse.Namespace) -> 
         "evaluations": result.evaluations,
         "held_out": summary["held_out"],
         "held_out_truth": result.held_out_agreement(truth),
-        "own_agreement": summary["own_agreement"],
         "in_fit": summary["in_fit"],
         "trust": summary["trust"],
         "optimiser": summary["optimiser"],
@@ -303,15 +300,6 @@ def agent_totals(shops: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def as_own(shop: dict[str, Any]) -> bool:
-    """Whether the fit's held-out share and rms z are within what 19 samples of 20 simulated
-    from the fitted scenario itself reach (:func:`.holdout.own_agreement`)."""
-    own, held = shop.get("own_agreement") or {}, shop["held_out"]
-    if not own.get("within_95"):
-        return False
-    return bool(held["within_95"] >= own["within_95"][0] and held["rms_z"] <= own["rms_z"][1])
-
-
 def totals(shops: list[dict[str, Any]]) -> dict[str, Any]:
     """The zoo's figures against the targets of the module docstring."""
     held = [s["held_out"]["within_95"] for s in shops]
@@ -325,8 +313,6 @@ def totals(shops: list[dict[str, Any]]) -> dict[str, Any]:
         "held_out_truth_met": sum(
             s["held_out_truth"]["within_95"] >= HELD_OUT_TARGET for s in shops
         ),
-        # the fit agrees with the held-out journeys as closely as with samples of its own
-        "held_out_as_own": sum(as_own(s) for s in shops),
         "forecast_pairs": len(pairs),
         "forecast_inside": sum(pairs),
         "forecast_share": sum(pairs) / len(pairs),
@@ -369,15 +355,6 @@ def print_shop(s: dict[str, Any]) -> None:
         f"{t['rms_z']:.2f}); {s['trust']['level']}",
         flush=True,
     )
-    own = s.get("own_agreement") or {}
-    if own.get("within_95"):
-        print(
-            f"  on samples simulated from the fit itself, as many journeys: "
-            f"{own['within_95'][0]:.0%} or more within 95% and rms z at most "
-            f"{own['rms_z'][1]:.2f} in 19 of 20; the held-out journeys "
-            + ("agree as closely" if as_own(s) else "agree less"),
-            flush=True,
-        )
     for name, p in s["parameters"].items():
         state = "" if p["identified"] else f"  not identified: {p['reason']}"
         print(f"    {name:<40} {p['value']:8.3f} [{p['low']:.3f}, {p['high']:.3f}]{state}")
@@ -418,8 +395,7 @@ def print_totals(result: dict[str, Any]) -> None:
     print(
         f"  held-out targets within 95%: >= {HELD_OUT_TARGET:.0%} on {t['held_out_met']} of "
         f"{n} shops (lowest {t['held_out_min']:.0%}); the true scenario itself on "
-        f"{t['held_out_truth_met']} of {n}; as closely as with samples of the fit's own on "
-        f"{t['held_out_as_own']} of {n}"
+        f"{t['held_out_truth_met']} of {n}"
     )
     print(
         f"  true profit inside the forecast: {t['forecast_inside']} of {t['forecast_pairs']} "

@@ -67,9 +67,6 @@ from experiments.calibration.targets import TargetTable, combine, stack
 Array = NDArray[np.float64]
 
 
-SESSIONS, LOGS = "sessions", "logs"  # the kinds of a shop's data
-
-
 @dataclass(frozen=True)
 class LogData:
     """A decision log's table and how it was written (the logger is rebuilt by name)."""
@@ -92,17 +89,12 @@ class ShopData:
 
     def targets(self, start: Scenario) -> TargetTable:
         """Every target of the data, per journey (sessions first, then logs)."""
-        return combine(list(self.parts(start).values()))
-
-    def parts(self, start: Scenario) -> dict[str, TargetTable]:
-        """The targets of each kind of data the shop has (:data:`SESSIONS`, :data:`LOGS`),
-        in the order of :meth:`targets`' journeys."""
-        parts = {}
+        parts = []
         if self.sessions is not None:
-            parts[SESSIONS] = session_targets(self.sessions, price_bands(start))
+            parts.append(session_targets(self.sessions, price_bands(start)))
         if self.logs is not None:
-            parts[LOGS] = log_targets(self.logs.table, start)
-        return parts
+            parts.append(log_targets(self.logs.table, start))
+        return combine(parts)
 
 
 STRATA_KEPT = 64  # candidates whose strata the objective keeps (their totals only)
@@ -158,14 +150,6 @@ class Simulator:
     def targets(self, scenario: Scenario, seed: int | None = None) -> TargetTable:
         """The targets of ``n_shoppers`` simulated sessions and ``n_journeys`` logged ones."""
         return combine([t for t, _ in self._parts(scenario, seed, split=False)])
-
-    def parts(self, scenario: Scenario, seed: int | None = None) -> dict[str, TargetTable]:
-        """The tables of :meth:`targets`, by kind of data (as :meth:`ShopData.parts`)."""
-        kinds = [
-            k for k, d in ((SESSIONS, self.data.sessions), (LOGS, self.data.logs)) if d is not None
-        ]
-        tables = [t for t, _ in self._parts(scenario, seed, split=False)]
-        return dict(zip(kinds, tables, strict=True))
 
     def strata(self, scenario: Scenario, seed: int | None = None) -> list[TargetTable]:
         """The simulated journeys of :meth:`targets` split by the segment of their shopper,

@@ -18,9 +18,7 @@
    every parameter together, are kept: what the data leaves open, the parameters it does
    not pin across their whole spread (:mod:`.forecast` runs policies on them);
 5. observed against simulated for every target, on the fitted journeys and on the held-out
-   ones, for the fitted scenario and the start (:mod:`.holdout`), and the agreement the
-   fitted scenario reaches against as many journeys simulated from itself
-   (:func:`.holdout.own_agreement`): how close a scenario that *is* the shop would come.
+   ones, for the fitted scenario and the start (:mod:`.holdout`).
 
 The result holds everything the fitted YAML (:mod:`.scenario_file`) and the fit report
 (:mod:`.report`) need, and the verdict on trusting it for choosing a policy
@@ -39,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from envs.scenario import Scenario
 from experiments.calibration.convergence import (
@@ -48,7 +45,7 @@ from experiments.calibration.convergence import (
     Converged,
     converged_fit,
 )
-from experiments.calibration.holdout import Comparison, compare, own_agreement, summary
+from experiments.calibration.holdout import Comparison, compare, summary
 from experiments.calibration.intervals import (
     Interval,
     bootstrap_deltas,
@@ -64,7 +61,7 @@ from experiments.calibration.objective import (
 )
 from experiments.calibration.parallel import Evaluator
 from experiments.calibration.parameters import Parameter, apply
-from experiments.calibration.targets import TargetTable, combine, holdout_mask
+from experiments.calibration.targets import TargetTable, holdout_mask
 from experiments.calibration.trust import FIT, REFIT, Verdict, verdict
 
 CHECK_SEED_OFFSET = 7  # the comparison runs on other simulated shoppers than the fit
@@ -101,9 +98,6 @@ class CalibrationResult:
     # the shop's journeys held out of the fit, and the simulator of its comparisons
     held_out_data: TargetTable | None = field(default=None, repr=False)
     simulator: Simulator | None = field(default=None, repr=False)
-    # what the fitted scenario reaches on as many journeys simulated from itself
-    # (:func:`.holdout.own_agreement`); None when nothing is held out
-    own: dict[str, Any] | None = None
 
     def held_out_agreement(self, scenario: Scenario) -> dict[str, Any]:
         """:func:`.holdout.summary` of another ``scenario`` on the held-out journeys,
@@ -149,7 +143,6 @@ class CalibrationResult:
             "unidentified": [p.name for p in self.unidentified],
             "in_fit": summary(self.in_fit),
             "held_out": summary(self.held_out) if self.held_out else None,
-            "own_agreement": self.own,
             "journeys": self.journeys,
             "evaluations": self.evaluations,
             "seconds": round(self.seconds, 2),
@@ -248,16 +241,6 @@ def coarse_simulator(simulator: Simulator) -> Simulator:
     )
 
 
-def held_by_kind(parts: dict[str, TargetTable], held: NDArray[np.bool_]) -> dict[str, int]:
-    """The held-out journeys of each kind of data, ``held`` marking the journeys of the
-    ``parts`` stacked in order (as :func:`.targets.combine` stacks them)."""
-    counts, row = {}, 0
-    for kind, table in parts.items():
-        counts[kind] = int(held[row : row + table.n_journeys].sum())
-        row += table.n_journeys
-    return counts
-
-
 def _ended(done: Converged) -> dict[str, Any]:
     """How a fit ended: converged or not, each stage's scipy status and message, the
     chi-square."""
@@ -292,8 +275,7 @@ def calibrate(
     clock = time.perf_counter()
     rng = np.random.default_rng(seed)
     global_rng = np.random.default_rng([seed, GLOBAL_STREAM])
-    parts = data.parts(start)
-    everything = combine(list(parts.values()))
+    everything = data.targets(start)
     held = holdout_mask(everything.keys, holdout, seed)
     fit_part = everything.subset(~held)
     simulator = Simulator(data, n_shoppers, n_journeys, seed)
@@ -356,11 +338,6 @@ def calibrate(
     in_fit = compare(fit_part, sim_fit, sim_start)
     held_part = everything.subset(held) if held.any() else None
     held_out = compare(held_part, sim_fit, sim_start) if held_part is not None else []
-    own = (
-        own_agreement(simulator, fitted, sim_fit, held_by_kind(parts, held))
-        if held_part is not None
-        else None
-    )
     return CalibrationResult(
         start=start,
         fitted=fitted,
@@ -382,6 +359,5 @@ def calibrate(
         objective=obj,
         replicates=draws,
         held_out_data=held_part,
-        own=own,
         simulator=simulator,
     )

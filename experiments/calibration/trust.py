@@ -10,11 +10,7 @@ of three things:
   does not pin were put back to their start values and the others fitted again, since the
   scenario takes its values from that refit), and at least :data:`WITHIN` of the held-out
   targets (the fitted ones when nothing is held out) are within their 95% intervals,
-  with a root mean square z-score of at most :data:`RMS_Z`. Where the fitted scenario
-  itself reaches less on as many journeys simulated from it
-  (:func:`.holdout.own_agreement`: its 5th percentile of the share, its 95th of the
-  z-score), that is what is needed: a scenario that *is* the shop falls short of
-  :data:`WITHIN` on some samples, since its targets move together;
+  with a root mean square z-score of at most :data:`RMS_Z`;
 - **use with care**: it converged and agrees with at least :data:`CARE_WITHIN` of the
   targets; the policies' forecast intervals carry the fit's uncertainty, but a target
   the scenario misses is a behaviour it does not reproduce;
@@ -61,10 +57,6 @@ def verdict(summary: dict[str, Any]) -> Verdict:
     figures = summary[part] or {}
     within, rms = figures.get("within_95"), figures.get("rms_z")
     which = "held-out" if part == "held_out" else "fitted (none held out)"
-    own = summary.get("own_agreement") if part == "held_out" else None
-    own_within, own_rms = (own or {}).get("within_95"), (own or {}).get("rms_z")
-    need_within = WITHIN if own_within is None else min(WITHIN, own_within[0])
-    need_rms = RMS_Z if own_rms is None else max(RMS_Z, own_rms[1])
     reasons = []
     if within is None:
         agreement = 0.0
@@ -73,16 +65,8 @@ def verdict(summary: dict[str, Any]) -> Verdict:
         agreement = within
         reasons.append(
             f"{within:.0%} of {figures['targets']} {which} targets within their 95% "
-            f"intervals (needed: {need_within:.0%}), root mean square z {rms:.2f} "
-            f"(about 1 when the scenario reproduces the shop; needed: at most {need_rms:.2f})"
-        )
-    if own_within is not None and own_rms is not None:
-        reasons.append(
-            f"on as many journeys simulated from the fitted scenario itself, "
-            f"{own_within[0]:.0%} or more of the targets within their 95% intervals in 19 "
-            f"samples of 20 (median {own_within[1]:.0%}), root mean square z at most "
-            f"{own_rms[1]:.2f} (median {own_rms[0]:.2f}): what a scenario that is the shop "
-            "reaches, its targets moving together"
+            f"intervals (needed: {WITHIN:.0%}), root mean square z {rms:.2f} "
+            f"(about 1 when the scenario reproduces the shop; needed: at most {RMS_Z:g})"
         )
     optimiser = summary.get("optimiser", {})
     # the scenario's values are the refit's when there was one
@@ -113,7 +97,7 @@ def verdict(summary: dict[str, Any]) -> Verdict:
             "fitted scenario keeps the start's value where the data allows it, and the "
             "forecasts range over the values the data leaves open"
         )
-    if converged and agreement >= need_within and rms is not None and rms <= need_rms:
+    if converged and agreement >= WITHIN and rms is not None and rms <= RMS_Z:
         level = TRUST
     elif converged and agreement >= CARE_WITHIN:
         level = CARE
