@@ -195,7 +195,7 @@ def simulate_sessions(
         bought[live] |= event == PURCHASE
     n_visits = core.visit
     shopper = np.repeat(rows, n_visits)
-    # each shopper's visits numbered 1..n: the row's place minus where its shopper's start
+    # each shopper's visits numbered 1..n: the row's place minus where its shopper's rows start
     visit = np.arange(len(shopper)) - np.repeat(np.cumsum(n_visits) - n_visits, n_visits) + 1
     existing = core.traits[T["existing"], shopper] > 0.5
     last = visit == n_visits[shopper]
